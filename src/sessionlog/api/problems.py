@@ -1,0 +1,200 @@
+"""RFC 9457 problem details: the one shape every API error takes.
+
+Handlers here translate request validation errors, HTTP errors, domain errors and database integrity
+errors into ``application/problem+json`` with the field and the reason, so a client never has to parse
+two error formats. An unexpected exception still answers as a problem (and is logged with its trace),
+but tests treat any 500 as a bug.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.exc import IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sessionlog.errors import ConflictError, DomainError, InvalidFieldError, RecordNotFoundError
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "/problems/"
+
+logger = logging.getLogger(__name__)
+
+
+class FieldError(BaseModel):
+    """One reason a field was refused."""
+
+    field: str = Field(examples=["plan.channels[0].amplitude_ua"])
+    reason: str = Field(examples=["give amplitude_ua or amplitude_ma, not both"])
+    location: str | None = Field(default=None, examples=["body"])
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem details document."""
+
+    type: str = Field(default="about:blank", examples=["/problems/validation"])
+    title: str = Field(examples=["Request validation failed"])
+    status: int = Field(examples=[422])
+    detail: str | None = Field(default=None, examples=["plan.duration_s: must be greater than 0"])
+    instance: str | None = Field(default=None, examples=["/api/v1/sessions"])
+    errors: list[FieldError] = Field(default_factory=list)
+
+
+class ProblemError(Exception):
+    """A domain error that the API answers as a problem; raised by routes and services."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        *,
+        detail: str | None = None,
+        kind: str | None = None,
+        errors: Sequence[FieldError] = (),
+    ) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.kind = kind
+        self.errors = list(errors)
+
+
+def format_location(location: Sequence[int | str]) -> str:
+    """Render a pydantic location as ``a.b[0].c``."""
+    out = ""
+    for part in location:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    title: str,
+    *,
+    detail: str | None = None,
+    kind: str | None = None,
+    errors: Sequence[FieldError] = (),
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    problem = Problem(
+        type=f"{PROBLEM_BASE}{kind}" if kind else "about:blank",
+        title=title,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        errors=list(errors),
+    )
+    return JSONResponse(
+        problem.model_dump(mode="json", exclude_none=True),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def _validation_errors(exc: RequestValidationError) -> list[FieldError]:
+    errors: list[FieldError] = []
+    for error in exc.errors():
+        location = list(error.get("loc", ()))
+        where = (
+            str(location[0])
+            if location and location[0] in ("body", "query", "path", "header", "cookie")
+            else None
+        )
+        path = location[1:] if where else location
+        message = str(error.get("msg", "invalid value"))
+        message = message.removeprefix("Value error, ")
+        errors.append(
+            FieldError(
+                field=format_location(path) or (where or "request"), reason=message, location=where
+            )
+        )
+    return errors
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = _validation_errors(exc)
+    detail = "; ".join(f"{e.field}: {e.reason}" for e in errors[:5])
+    return problem_response(
+        request, 422, "Request validation failed", detail=detail, kind="validation", errors=errors
+    )
+
+
+async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProblemError)
+    return problem_response(
+        request, exc.status, exc.title, detail=exc.detail, kind=exc.kind, errors=exc.errors
+    )
+
+
+async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, RecordNotFoundError):
+        return problem_response(
+            request, 404, f"{exc.resource} not found", detail=str(exc), kind="not-found"
+        )
+    if isinstance(exc, InvalidFieldError | ConflictError):
+        conflict = isinstance(exc, ConflictError)
+        return problem_response(
+            request,
+            409 if conflict else 422,
+            "Conflict with an existing record" if conflict else "Request validation failed",
+            detail=str(exc),
+            kind="conflict" if conflict else "validation",
+            errors=[FieldError(field=exc.field, reason=exc.reason, location="body")],
+        )
+    return problem_response(request, 400, "Bad request", detail=str(exc))
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    try:
+        title = HTTPStatus(exc.status_code).phrase
+    except ValueError:
+        title = "HTTP error"
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
+    return problem_response(
+        request, exc.status_code, title, detail=detail, headers=dict(exc.headers or {})
+    )
+
+
+async def _on_integrity_error(request: Request, exc: Exception) -> JSONResponse:
+    logger.info("integrity error on %s: %s", request.url.path, type(exc).__name__)
+    return problem_response(
+        request,
+        409,
+        "Conflict with an existing record",
+        detail="the change conflicts with existing data (a duplicate or a broken reference)",
+        kind="conflict",
+    )
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(request, 500, "Internal server error", kind="internal")
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    422: {"model": Problem, "description": "Validation failed", "content": {PROBLEM_JSON: {}}},
+}
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(ProblemError, _on_problem)
+    app.add_exception_handler(DomainError, _on_domain_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(IntegrityError, _on_integrity_error)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,118 @@
+"""One router factory for the plain record resources (users, clients, devices, programs).
+
+Create, read, list and update behave identically on each: unique fields are checked before the insert
+so a duplicate is a 409 naming the field, reads carry an ``ETag`` built from the row version, and an
+update may send ``If-Match`` to refuse a lost update (412).
+"""
+
+# No `from __future__ import annotations` here: FastAPI reads the closures' annotations at runtime.
+
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Response, status
+from pydantic import BaseModel
+from sqlmodel import Session, SQLModel, col, select
+
+from sessionlog.api.deps import PathId, SessionDep
+from sessionlog.api.pagination import ListResponse, PageDep, encode_cursor
+from sessionlog.api.problems import PROBLEM_RESPONSES, ProblemError
+from sessionlog.errors import ConflictError, RecordNotFoundError
+from sessionlog.store import repository
+from sessionlog.store.repository import Row
+
+
+def etag_of(row: Any) -> str:
+    return f'W/"{row.id}-{row.version}"'
+
+
+def check_if_match(row: Any, if_match: str | None) -> None:
+    if if_match is None:
+        return
+    candidates = {tag.strip() for tag in if_match.split(",")}
+    if "*" in candidates or etag_of(row) in candidates:
+        return
+    raise ProblemError(
+        412,
+        "Precondition failed",
+        detail=f"the record changed: its current ETag is {etag_of(row)}",
+        kind="stale-version",
+    )
+
+
+def fetch(db: Session, model: type[Row], resource: str, record_id: int) -> Row:
+    row = repository.get(db, model, record_id)
+    if row is None:
+        raise RecordNotFoundError(resource, record_id)
+    return row
+
+
+def crud_router(
+    *,
+    resource: str,
+    path: str,
+    model: type[SQLModel],
+    create_schema: type[BaseModel],
+    update_schema: type[BaseModel],
+    public_schema: type[BaseModel],
+    unique: Sequence[str],
+    tag: str,
+    to_row: Callable[[BaseModel], dict[str, Any]] | None = None,
+) -> APIRouter:
+    """Build the standard routes for ``model``; ``unique`` names the fields that identify a record."""
+    router = APIRouter(prefix=path, tags=[tag], responses=PROBLEM_RESPONSES)
+    dump = to_row or (lambda data: data.model_dump(mode="json"))
+    Public: Any = public_schema  # noqa: N806  (used as a type in the routes below)
+    Create: Any = create_schema  # noqa: N806
+    Update: Any = update_schema  # noqa: N806
+
+    def ensure_unique(db: Session, values: dict[str, Any]) -> None:
+        statement = select(model)
+        for field in unique:
+            statement = statement.where(col(getattr(model, field)) == values[field])
+        if db.exec(statement).first() is not None:
+            shown = ", ".join(f"{f}={values[f]!r}" for f in unique)
+            raise ConflictError(unique[-1], f"a {resource} with {shown} already exists")
+
+    @router.post("", status_code=status.HTTP_201_CREATED, response_model=Public)
+    def create(data: Create, db: SessionDep, response: Response) -> Any:
+        values = dump(data)
+        ensure_unique(db, values)
+        row = repository.add(db, model(**values))
+        response.headers["ETag"] = etag_of(row)
+        response.headers["Location"] = f"{path}/{row.id}"  # type: ignore[attr-defined]
+        return Public.model_validate(row)
+
+    @router.get("", response_model=ListResponse[Public])
+    def list_records(db: SessionDep, page: PageDep) -> Any:
+        found = repository.list_page(db, model, after_id=page.after_id, limit=page.limit)
+        next_cursor = encode_cursor(found.last_id) if found.has_more and found.last_id else None
+        return {
+            "items": [Public.model_validate(r) for r in found.items],
+            "next_cursor": next_cursor,
+        }
+
+    @router.get("/{record_id}", response_model=Public)
+    def read(record_id: PathId, db: SessionDep, response: Response) -> Any:
+        row = fetch(db, model, resource, record_id)
+        response.headers["ETag"] = etag_of(row)
+        return Public.model_validate(row)
+
+    @router.patch("/{record_id}", response_model=Public)
+    def update(
+        record_id: PathId,
+        data: Update,
+        db: SessionDep,
+        response: Response,
+        if_match: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> Any:
+        row = fetch(db, model, resource, record_id)
+        check_if_match(row, if_match)
+        changes = {
+            name: value for name, value in dump(data).items() if name in data.model_fields_set
+        }
+        row = repository.update_versioned(db, row, changes)
+        response.headers["ETag"] = etag_of(row)
+        return Public.model_validate(row)
+
+    return router

@@ -1,0 +1,146 @@
+"""The limits engine: the one gate every stimulation parameter passes, at start and on every change.
+
+It applies the layers in order (standard profile, device capabilities, site policy, client
+prescription), collects every violation of every layer, settles warnings against the practitioner's
+acknowledgements, and only when nothing is left issues an ``ApprovedPlan``. It never alters a value:
+a plan is approved as written or refused with reasons, so what reaches a device is exactly what was
+checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Set
+
+from sessionlog.safety.capabilities import DeviceCapabilities
+from sessionlog.safety.device_layer import check_device_layer
+from sessionlog.safety.dose import plan_dose
+from sessionlog.safety.findings import Findings
+from sessionlog.safety.plan import StimulationPlan
+from sessionlog.safety.prescription_layer import check_prescription_layer
+from sessionlog.safety.screening import ClientContext, ContraindicationOverride
+from sessionlog.safety.site_layer import check_site_layer
+from sessionlog.safety.site_policy import SitePolicy
+from sessionlog.safety.standard_layer import check_standard_layer
+from sessionlog.safety.verdict import (
+    _ENGINE_TOKEN,
+    ApprovedPlan,
+    SafetyWarning,
+    Verdict,
+    Violation,
+    WarningCode,
+)
+
+_NOT_ACKNOWLEDGEABLE = " The site policy does not allow warnings to be acknowledged."
+
+
+def _settle_warnings(
+    raised: list[SafetyWarning], acknowledged: Set[str], site_policy: SitePolicy | None
+) -> tuple[SafetyWarning, ...]:
+    """Mark each raised warning acknowledged if its code was acknowledged and the site allows it."""
+    allowed = site_policy is None or site_policy.warnings_acknowledgeable
+    settled: list[SafetyWarning] = []
+    for warning in raised:
+        if warning.code in acknowledged and allowed:
+            settled.append(warning.model_copy(update={"acknowledged": True}))
+        elif warning.code in acknowledged:
+            settled.append(
+                warning.model_copy(update={"message": warning.message + _NOT_ACKNOWLEDGEABLE})
+            )
+        else:
+            settled.append(warning)
+    return tuple(settled)
+
+
+class LimitsEngine:
+    """Approves stimulation plans against every applicable limits layer. Stateless, thread-safe."""
+
+    def approve(
+        self,
+        plan: StimulationPlan,
+        *,
+        capabilities: DeviceCapabilities | None = None,
+        site_policy: SitePolicy | None = None,
+        client: ClientContext | None = None,
+        acknowledged_warnings: Set[str] = frozenset(),
+    ) -> Verdict:
+        """Check ``plan`` against the standard layer and each layer whose context is given.
+
+        ``acknowledged_warnings`` holds warning codes (e.g. ``current_density_high``) the
+        practitioner has acknowledged; the caller logs them. Every violation of every layer is
+        reported, so a practitioner sees all reasons at once. Never raises for a valid
+        StimulationPlan.
+        """
+        dose = plan_dose(plan)
+        findings: list[Findings] = [check_standard_layer(plan, dose)]
+        if capabilities is not None:
+            findings.append(check_device_layer(plan, dose, capabilities))
+        if site_policy is not None:
+            findings.append(check_site_layer(plan, dose, site_policy))
+        overrides: list[ContraindicationOverride] = []
+        if client is not None:
+            prescription_findings, overrides = check_prescription_layer(plan, client)
+            findings.append(prescription_findings)
+
+        layers = tuple(found.layer for found in findings)
+        violations = tuple(v for found in findings for v in found.violations)
+        warnings = _settle_warnings(
+            [w for found in findings for w in found.warnings], acknowledged_warnings, site_policy
+        )
+        approved = not violations and all(w.acknowledged for w in warnings)
+        approved_plan = None
+        if approved:
+            approved_plan = ApprovedPlan(
+                _ENGINE_TOKEN,
+                plan=plan,
+                dose=dose,
+                layers=layers,
+                capabilities=capabilities,
+                site_policy=site_policy,
+                client=client,
+                acknowledged_warnings=frozenset(WarningCode(w.code) for w in warnings),
+            )
+        return Verdict(
+            approved=approved,
+            violations=violations,
+            warnings=warnings,
+            dose=dose,
+            layers=layers,
+            overrides_applied=tuple(overrides),
+            approved_plan=approved_plan,
+        )
+
+    def approve_change(
+        self,
+        approved: ApprovedPlan,
+        *,
+        channel: int,
+        amplitude_ua: int,
+        acknowledged_warnings: Set[str] = frozenset(),
+    ) -> Verdict:
+        """Re-approve a live intensity change on one channel with the context of the first approval.
+
+        Every layer runs again on the changed plan. Warnings acknowledged for the running plan stay
+        acknowledged (they were logged once for this session); a warning that the change raises anew
+        needs its own acknowledgement. Raises ValueError if ``channel`` is not in the plan or the
+        amplitude is not a valid plan value (negative, not an integer number of µA).
+        """
+        if isinstance(amplitude_ua, bool) or not isinstance(amplitude_ua, int):
+            raise TypeError("amplitude_ua must be an int number of microamperes")
+        plan_data = approved.plan.model_dump()
+        numbers = [c["channel"] for c in plan_data["channels"]]
+        if channel not in numbers:
+            raise ValueError(f"channel {channel} is not in the approved plan (channels {numbers})")
+        plan_data["channels"][numbers.index(channel)]["amplitude_ua"] = amplitude_ua
+        changed = StimulationPlan.model_validate(plan_data)
+        return self.approve(
+            changed,
+            capabilities=approved.capabilities,
+            site_policy=approved.site_policy,
+            client=approved.client,
+            acknowledged_warnings=approved.acknowledged_warnings | frozenset(acknowledged_warnings),
+        )
+
+
+def check_standard(plan: StimulationPlan) -> list[Violation]:
+    """Standard-layer violations only: flags records of sessions delivered on standalone devices."""
+    return check_standard_layer(plan, plan_dose(plan)).violations

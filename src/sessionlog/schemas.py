@@ -1,0 +1,221 @@
+"""Request and response models of the API (the Create / Update / Public split per resource).
+
+Input models forbid unknown fields and carry every bound the store needs, so that anything they accept
+can be written; output models are built from table rows with ``from_attributes``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from sessionlog.fields import Code, LongText, RecordId, ShortText, UTCTimestamp
+from sessionlog.safety.plan import ChannelPlan, Modality, Prescription, StimulationPlan
+from sessionlog.safety.screening import Contraindication
+from sessionlog.safety.verdict import Violation
+
+Role = Literal["practitioner", "integrator", "analyst", "admin"]
+RecordedStatus = Literal["completed", "stopped", "aborted"]
+Severity = Literal["mild", "moderate", "severe"]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Public(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# Users -------------------------------------------------------------------------------------------
+
+
+class UserCreate(_Input):
+    username: Code
+    display_name: ShortText
+    role: Role
+
+
+class UserUpdate(_Input):
+    display_name: ShortText | None = None
+    role: Role | None = None
+    active: bool | None = None
+
+
+class UserPublic(_Public):
+    id: int
+    username: str
+    display_name: str
+    role: Role
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+# Clients -----------------------------------------------------------------------------------------
+
+
+class ClientCreate(_Input):
+    code: Code = Field(description="Pseudonymous client code; no other identity is stored.")
+    contraindications: list[Contraindication] = Field(default_factory=list, max_length=20)
+    prescription: Prescription | None = None
+    notes: LongText | None = None
+
+
+class ClientUpdate(_Input):
+    contraindications: list[Contraindication] | None = Field(default=None, max_length=20)
+    prescription: Prescription | None = None
+    notes: LongText | None = None
+
+
+class ClientPublic(_Public):
+    id: int
+    code: str
+    contraindications: list[Contraindication]
+    prescription: Prescription | None
+    notes: str | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+# Devices -----------------------------------------------------------------------------------------
+
+
+class DeviceCreate(_Input):
+    driver: Code = Field(description="Name of the driver entry point, e.g. `simulated`.")
+    serial_number: ShortText
+    model: ShortText
+    firmware_version: ShortText | None = None
+    label: ShortText | None = None
+
+
+class DeviceUpdate(_Input):
+    firmware_version: ShortText | None = None
+    label: ShortText | None = None
+
+
+class DevicePublic(_Public):
+    id: int
+    driver: str
+    serial_number: str
+    model: str
+    firmware_version: str | None
+    label: str | None
+    capabilities: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+# Programs ----------------------------------------------------------------------------------------
+
+
+class ProgramCreate(_Input):
+    name: ShortText
+    modality: Modality
+    description: LongText | None = None
+    channels: list[ChannelPlan] = Field(min_length=1, max_length=64)
+    duration_s: int = Field(gt=0, le=86_400)
+
+
+class ProgramUpdate(_Input):
+    description: LongText | None = None
+    channels: list[ChannelPlan] | None = Field(default=None, min_length=1, max_length=64)
+    duration_s: int | None = Field(default=None, gt=0, le=86_400)
+
+
+class ProgramPublic(_Public):
+    id: int
+    name: str
+    modality: Modality
+    description: str | None
+    channels: list[ChannelPlan]
+    duration_s: int
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+# Sessions ----------------------------------------------------------------------------------------
+
+
+class AdverseEventCreate(_Input):
+    description: LongText = Field(min_length=1)
+    severity: Severity
+    occurred_at: UTCTimestamp | None = Field(
+        default=None, description="When it happened; defaults to the time it is recorded."
+    )
+
+
+class NoteCreate(_Input):
+    text: LongText = Field(min_length=1)
+    occurred_at: UTCTimestamp | None = None
+
+
+class SessionRecordCreate(_Input):
+    """A session delivered on a standalone device, recorded after the fact.
+
+    It is stored even when its parameters break a limit: it is a record of what happened, so it is
+    flagged with the violations the standard profile finds instead of being refused.
+    """
+
+    client_id: RecordId
+    practitioner_id: RecordId
+    device_id: RecordId
+    program_id: RecordId | None = None
+    plan: StimulationPlan
+    started_at: UTCTimestamp
+    ended_at: UTCTimestamp
+    status: RecordedStatus = "completed"
+    notes: LongText | None = None
+    outcome: LongText | None = None
+    adverse_events: list[AdverseEventCreate] = Field(default_factory=list, max_length=100)
+
+    @field_validator("ended_at")
+    @classmethod
+    def _ends_after_start(cls, ended_at: datetime, info: ValidationInfo) -> datetime:
+        started_at = info.data.get("started_at")
+        if started_at is not None and ended_at < started_at:
+            raise ValueError("ended_at is before started_at")
+        return ended_at
+
+
+class DoseSummary(BaseModel):
+    total_charge_uc: float | None
+    on_time_s: float | None
+    max_current_density_ma_cm2: float | None
+    max_power_density_w_cm2: float | None
+
+
+class SessionPublic(BaseModel):
+    id: int
+    client_id: int
+    practitioner_id: int
+    device_id: int
+    program_id: int | None
+    supersedes_id: int | None
+    mode: str
+    status: str
+    plan: StimulationPlan
+    started_at: datetime | None
+    ended_at: datetime | None
+    notes: str | None
+    outcome: str | None
+    out_of_limits: bool
+    violations: list[Violation]
+    dose: DoseSummary
+    created_at: datetime
+
+
+class SessionEventPublic(_Public):
+    id: int
+    session_id: int
+    kind: str
+    occurred_at: datetime
+    recorded_at: datetime
+    actor_id: int | None
+    payload: dict[str, Any]

@@ -1,0 +1,183 @@
+"""Recording sessions delivered on standalone devices, and reading any session back as one document.
+
+A recorded session is evidence of what happened, so it is never refused for breaking a limit: the
+standard profile of the limits engine is run over it and the result is stored with it as a flag and
+the list of violations, next to the dose summary analysts aggregate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from sessionlog.errors import InvalidFieldError
+from sessionlog.safety.dose import plan_dose
+from sessionlog.safety.limits import check_standard
+from sessionlog.safety.plan import ChannelPlan, ElectrodePlacement, StimulationPlan
+from sessionlog.safety.verdict import Violation
+from sessionlog.schemas import (
+    AdverseEventCreate,
+    DoseSummary,
+    NoteCreate,
+    SessionPublic,
+    SessionRecordCreate,
+)
+from sessionlog.store import repository
+from sessionlog.store.models import (
+    Client,
+    Device,
+    Program,
+    SessionChannel,
+    SessionEvent,
+    TreatmentSession,
+    User,
+)
+from sessionlog.store.types import utc_now
+
+
+def _require(db: Session, model: type[Any], record_id: int | None, field: str, what: str) -> None:
+    if record_id is not None and repository.get(db, model, record_id) is None:
+        raise InvalidFieldError(field, f"no {what} with id {record_id}")
+
+
+def record_standalone_session(db: Session, data: SessionRecordCreate) -> TreatmentSession:
+    """Store a session that already happened, flagged with the standard-profile violations."""
+    _require(db, Client, data.client_id, "client_id", "client")
+    _require(db, User, data.practitioner_id, "practitioner_id", "user")
+    _require(db, Device, data.device_id, "device_id", "device")
+    _require(db, Program, data.program_id, "program_id", "program")
+    program = repository.get(db, Program, data.program_id) if data.program_id else None
+    if program is not None and program.modality != data.plan.modality:
+        raise InvalidFieldError(
+            "plan.modality",
+            f"the plan is {data.plan.modality} but program {program.id} is {program.modality}",
+        )
+
+    plan = data.plan
+    violations = [v.model_dump(mode="json") for v in check_standard(plan)]
+    dose = plan_dose(plan)
+    session = repository.add(
+        db,
+        TreatmentSession(
+            client_id=data.client_id,
+            practitioner_id=data.practitioner_id,
+            device_id=data.device_id,
+            program_id=data.program_id,
+            program_name=plan.program_name or (program.name if program else None),
+            mode="recorded",
+            status=data.status,
+            modality=plan.modality,
+            body_site=plan.electrode.body_site,
+            side=plan.electrode.side,
+            electrode_area_cm2=plan.electrode.area_cm2,
+            planned_duration_s=plan.duration_s,
+            started_at=data.started_at,
+            ended_at=data.ended_at,
+            notes=data.notes,
+            outcome=data.outcome,
+            out_of_limits=bool(violations),
+            violations=violations,
+            dose_total_charge_uc=dose.total_charge_uc,
+            dose_on_time_s=dose.on_time_s,
+            dose_max_current_density_ma_cm2=dose.max_current_density_ma_per_cm2,
+            dose_max_power_density_w_cm2=dose.max_power_density_w_per_cm2,
+        ),
+    )
+    assert session.id is not None
+    for channel in plan.channels:
+        db.add(SessionChannel(session_id=session.id, **channel.model_dump()))
+    for adverse in data.adverse_events:
+        add_adverse_event(db, session, adverse, actor_id=data.practitioner_id)
+    db.flush()
+    return session
+
+
+def add_adverse_event(
+    db: Session, session: TreatmentSession, event: AdverseEventCreate, *, actor_id: int | None
+) -> SessionEvent:
+    payload = {"description": event.description, "severity": event.severity}
+    return _append_event(db, session, "adverse_event", payload, event.occurred_at, actor_id)
+
+
+def add_note(
+    db: Session, session: TreatmentSession, note: NoteCreate, *, actor_id: int | None
+) -> SessionEvent:
+    return _append_event(db, session, "note", {"text": note.text}, note.occurred_at, actor_id)
+
+
+def _append_event(
+    db: Session,
+    session: TreatmentSession,
+    kind: str,
+    payload: dict[str, Any],
+    occurred_at: Any,
+    actor_id: int | None,
+) -> SessionEvent:
+    assert session.id is not None
+    return repository.add(
+        db,
+        SessionEvent(
+            session_id=session.id,
+            kind=kind,
+            occurred_at=occurred_at or utc_now(),
+            actor_id=actor_id,
+            payload=payload,
+        ),
+    )
+
+
+def session_events(db: Session, session_id: int) -> list[SessionEvent]:
+    statement = (
+        select(SessionEvent)
+        .where(SessionEvent.session_id == session_id)
+        .order_by(col(SessionEvent.id))
+    )
+    return list(db.exec(statement).all())
+
+
+def to_public(db: Session, session: TreatmentSession) -> SessionPublic:
+    """Rebuild the session document, plan included, from its row and its channel rows."""
+    statement = (
+        select(SessionChannel)
+        .where(SessionChannel.session_id == session.id)
+        .order_by(col(SessionChannel.channel))
+    )
+    channels = [
+        ChannelPlan.model_validate(row.model_dump(exclude={"id", "session_id"}))
+        for row in db.exec(statement).all()
+    ]
+    plan = StimulationPlan(
+        modality=session.modality,
+        channels=channels,
+        duration_s=session.planned_duration_s,
+        electrode=ElectrodePlacement(
+            body_site=session.body_site, side=session.side, area_cm2=session.electrode_area_cm2
+        ),
+        program_name=session.program_name,
+    )
+    assert session.id is not None
+    return SessionPublic(
+        id=session.id,
+        client_id=session.client_id,
+        practitioner_id=session.practitioner_id,
+        device_id=session.device_id,
+        program_id=session.program_id,
+        supersedes_id=session.supersedes_id,
+        mode=session.mode,
+        status=session.status,
+        plan=plan,
+        started_at=session.started_at,
+        ended_at=session.ended_at,
+        notes=session.notes,
+        outcome=session.outcome,
+        out_of_limits=session.out_of_limits,
+        violations=[Violation.model_validate(v) for v in session.violations],
+        dose=DoseSummary(
+            total_charge_uc=session.dose_total_charge_uc,
+            on_time_s=session.dose_on_time_s,
+            max_current_density_ma_cm2=session.dose_max_current_density_ma_cm2,
+            max_power_density_w_cm2=session.dose_max_power_density_w_cm2,
+        ),
+        created_at=session.created_at,
+    )

@@ -1,0 +1,87 @@
+"""Service configuration, read once from ``SESSIONLOG_`` environment variables and an optional TOML file.
+
+One settings class serves the API, the CLI and the tests, so a deployment is described in one place.
+The embedded default (no database URL given) keeps a SQLite file in the data folder and migrates it on
+start; a database named explicitly is never migrated behind the operator's back.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_FILE_ENV = "SESSIONLOG_CONFIG_FILE"
+"""Environment variable naming an optional TOML settings file (its keys are the field names)."""
+
+SQLITE_FILE_NAME = "sessionlog.sqlite3"
+
+
+class Settings(BaseSettings):
+    """Everything a deployment may set. Environment variables win over the TOML file."""
+
+    model_config = SettingsConfigDict(env_prefix="SESSIONLOG_", extra="forbid")
+
+    data_dir: Path = Field(
+        default=Path("sessionlog-data"),
+        description="Folder for the embedded SQLite database, spool files and generated secrets.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL (sqlite:///..., postgresql+psycopg://...). Unset: embedded SQLite "
+        "in data_dir, migrated automatically on start.",
+    )
+    auto_migrate: bool | None = Field(
+        default=None,
+        description="Upgrade the schema on start. Unset: only for the embedded default database.",
+    )
+    site_policy_path: Path | None = Field(
+        default=None, description="TOML or JSON file with the site's limits policy."
+    )
+    auth_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret for signing access tokens; generated in data_dir if unset.",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_FILE_ENV)
+        if config_file:
+            path = Path(config_file)
+            if not path.is_file():
+                raise FileNotFoundError(f"{CONFIG_FILE_ENV} names {path}, which is not a file")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / SQLITE_FILE_NAME).resolve()}"
+
+    @property
+    def should_auto_migrate(self) -> bool:
+        if self.auto_migrate is not None:
+            return self.auto_migrate
+        return self.uses_embedded_database

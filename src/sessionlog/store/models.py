@@ -1,0 +1,219 @@
+"""The database tables, declared once with SQLModel; the schema itself is only ever changed by Alembic.
+
+Enumerated values are stored as short strings with CHECK constraints rather than native enum types, so
+adding a value is a one-line migration on both SQLite and PostgreSQL. Every constraint is named through
+the metadata's naming convention, which Alembic's batch mode on SQLite needs to alter tables.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from sessionlog.safety.plan import BodySite, Modality, PhaseType, Polarity, Side, Waveform
+from sessionlog.store.types import UTCDateTime, utc_now
+
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ROLES = ("practitioner", "integrator", "analyst", "admin")
+SESSION_MODES = ("recorded", "live")
+SESSION_STATUSES = (
+    "planned",
+    "running",
+    "paused",
+    "completed",
+    "stopped",
+    "aborted",
+    "interrupted",
+    "entered_in_error",
+)
+
+
+def _in(column: str, values: tuple[str, ...] | list[str]) -> str:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+def _created_at() -> Any:
+    return Field(default_factory=utc_now, sa_type=UTCDateTime, nullable=False)
+
+
+class User(SQLModel, table=True):
+    """A person or station account; the role decides what it may do."""
+
+    __tablename__ = "app_user"
+    __table_args__ = (sa.CheckConstraint(_in("role", ROLES), name="role_valid"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True)
+    display_name: str = Field(max_length=200)
+    role: str = Field(max_length=32)
+    active: bool = Field(default=True)
+    created_at: datetime = _created_at()
+    updated_at: datetime = _created_at()
+    version: int = Field(default=1)
+
+
+class Client(SQLModel, table=True):
+    """A treated person, known only by a pseudonymous code; screening data lives here."""
+
+    __tablename__ = "client"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=64, unique=True)
+    contraindications: list[str] = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
+    prescription: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    notes: str | None = Field(default=None, sa_type=sa.Text)
+    created_at: datetime = _created_at()
+    updated_at: datetime = _created_at()
+    version: int = Field(default=1)
+
+
+class Device(SQLModel, table=True):
+    """A stimulator known to the service, identified by its driver and serial number."""
+
+    __tablename__ = "device"
+    __table_args__ = (
+        sa.UniqueConstraint("driver", "serial_number", name="uq_device_driver_serial"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    driver: str = Field(max_length=64)
+    serial_number: str = Field(max_length=128)
+    model: str = Field(max_length=128)
+    firmware_version: str | None = Field(default=None, max_length=64)
+    label: str | None = Field(default=None, max_length=200)
+    capabilities: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    created_at: datetime = _created_at()
+    updated_at: datetime = _created_at()
+    version: int = Field(default=1)
+
+
+class Program(SQLModel, table=True):
+    """A named parameter preset a practitioner starts from."""
+
+    __tablename__ = "program"
+    __table_args__ = (sa.CheckConstraint(_in("modality", list(Modality)), name="modality_valid"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, unique=True)
+    modality: str = Field(max_length=16)
+    description: str | None = Field(default=None, sa_type=sa.Text)
+    channels: list[dict[str, Any]] = Field(sa_type=sa.JSON, nullable=False)
+    duration_s: int
+    created_at: datetime = _created_at()
+    updated_at: datetime = _created_at()
+    version: int = Field(default=1)
+
+
+class TreatmentSession(SQLModel, table=True):
+    """One treatment: who, on whom, with which device, where, what was planned and what happened.
+
+    A session is never edited in place once it has ended; corrections are new rows that point at the
+    row they supersede. The dose columns are the per-session summary that analytics aggregate.
+    """
+
+    __tablename__ = "session"
+    __table_args__ = (
+        sa.CheckConstraint(_in("modality", list(Modality)), name="modality_valid"),
+        sa.CheckConstraint(_in("mode", SESSION_MODES), name="mode_valid"),
+        sa.CheckConstraint(_in("status", SESSION_STATUSES), name="status_valid"),
+        sa.CheckConstraint(_in("body_site", list(BodySite)), name="body_site_valid"),
+        sa.CheckConstraint("electrode_area_cm2 > 0", name="electrode_area_positive"),
+        sa.CheckConstraint("ended_at IS NULL OR ended_at >= started_at", name="end_after_start"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: int = Field(foreign_key="client.id", index=True)
+    practitioner_id: int = Field(foreign_key="app_user.id", index=True)
+    device_id: int = Field(foreign_key="device.id", index=True)
+    program_id: int | None = Field(default=None, foreign_key="program.id", index=True)
+    supersedes_id: int | None = Field(default=None, foreign_key="session.id")
+    program_name: str | None = Field(default=None, max_length=200)
+    mode: str = Field(max_length=16)
+    status: str = Field(max_length=32, index=True)
+    modality: str = Field(max_length=16, index=True)
+    body_site: str = Field(max_length=32, index=True)
+    side: str | None = Field(default=None, max_length=16)
+    electrode_area_cm2: float
+    planned_duration_s: int
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    notes: str | None = Field(default=None, sa_type=sa.Text)
+    outcome: str | None = Field(default=None, sa_type=sa.Text)
+    out_of_limits: bool = Field(default=False, index=True)
+    violations: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
+    dose_total_charge_uc: float | None = None
+    dose_on_time_s: float | None = None
+    dose_max_current_density_ma_cm2: float | None = None
+    dose_max_power_density_w_cm2: float | None = None
+    created_at: datetime = _created_at()
+
+
+class SessionChannel(SQLModel, table=True):
+    """The parameters of one output channel of a session, in the units their names carry."""
+
+    __tablename__ = "session_channel"
+    __table_args__ = (
+        sa.UniqueConstraint("session_id", "channel", name="uq_session_channel_session_channel"),
+        sa.CheckConstraint(_in("waveform", list(Waveform)), name="waveform_valid"),
+        sa.CheckConstraint(_in("phase_type", list(PhaseType)), name="phase_type_valid"),
+        sa.CheckConstraint(_in("polarity", list(Polarity)), name="polarity_valid"),
+        sa.CheckConstraint("amplitude_ua >= 0", name="amplitude_nonnegative"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: int = Field(foreign_key="session.id", index=True)
+    channel: int
+    amplitude_ua: int
+    pulse_width_us: int
+    frequency_hz: float
+    waveform: str = Field(max_length=16)
+    phase_type: str = Field(max_length=32)
+    polarity: str = Field(max_length=16)
+    ramp_up_s: float = 0.0
+    ramp_down_s: float = 0.0
+    on_time_s: float | None = None
+    off_time_s: float | None = None
+
+
+class SessionEvent(SQLModel, table=True):
+    """Something that happened in a session. Append-only: the database refuses UPDATE and DELETE."""
+
+    __tablename__ = "session_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: int = Field(foreign_key="session.id", index=True)
+    kind: str = Field(max_length=32)
+    occurred_at: datetime = Field(sa_type=UTCDateTime)
+    recorded_at: datetime = _created_at()
+    actor_id: int | None = Field(default=None, foreign_key="app_user.id")
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+
+
+APPEND_ONLY_TABLES = ("session_event",)
+"""Tables whose rows may never change or disappear; migrations install triggers that enforce it."""
+
+__all__ = [
+    "APPEND_ONLY_TABLES",
+    "ROLES",
+    "SESSION_MODES",
+    "SESSION_STATUSES",
+    "Client",
+    "Device",
+    "Program",
+    "SessionChannel",
+    "SessionEvent",
+    "Side",
+    "TreatmentSession",
+    "User",
+]

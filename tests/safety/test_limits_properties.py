@@ -1,0 +1,381 @@
+"""Properties of the limits engine over generated plans and layers.
+
+For any valid plan in any context: the engine never raises; if it reports no violations, every value
+lies inside every layer's bounds (checked here independently, with plain comparisons); every violation
+it reports is real (the value is beyond the bound it names); and an approval always comes with an
+ApprovedPlan and fully acknowledged warnings.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from sessionlog.safety import (
+    BodySite,
+    ChannelPlan,
+    ClientContext,
+    Contraindication,
+    ContraindicationOverride,
+    DeviceCapabilities,
+    LimitsEngine,
+    Modality,
+    ModalityCapabilities,
+    ModalityPolicy,
+    PhaseType,
+    Prescription,
+    SitePolicy,
+    StimulationPlan,
+    Verdict,
+    Waveform,
+    check_standard,
+)
+
+ENGINE = LimitsEngine()
+EMS_FORBIDDEN = {"head_transcranial", "eyes", "mouth", "neck_anterior", "chest_transthoracic"}
+MICROCURRENT_FORBIDDEN = {"eyes", "neck_anterior", "chest_transthoracic"}
+USUAL_SITES = [s for s in BodySite if s.value not in EMS_FORBIDDEN]
+TOLERANCE = 1e-9  # for derived float figures recomputed here in a different order
+
+
+def _mostly(typical: st.SearchStrategy[Any], anything: st.SearchStrategy[Any]) -> Any:
+    """Draw from ``typical`` nine times in ten so that many plans pass, yet edges stay covered."""
+    return st.integers(0, 9).flatmap(lambda pick: anything if pick == 0 else typical)
+
+
+def _optional(strategy: st.SearchStrategy[Any]) -> Any:
+    return _mostly(st.none(), strategy)
+
+
+any_amplitude_ua = st.integers(0, 1_000_000)
+any_pulse_width_us = st.integers(1, 10_000_000)
+any_frequency_hz = st.floats(1e-3, 100_000.0)
+any_seconds = st.floats(0.0, 3600.0)
+TYPICAL = {
+    Modality.EMS: {
+        "amplitude_ua": st.one_of(
+            st.integers(1, 120).map(lambda ma: ma * 1000), st.integers(1000, 120_000), st.just(0)
+        ),
+        "pulse_width_us": st.integers(20, 600),
+        "frequency_hz": st.floats(1.0, 150.0),
+    },
+    Modality.MICROCURRENT: {
+        "amplitude_ua": st.one_of(st.integers(0, 999), st.integers(0, 100)),
+        "pulse_width_us": st.integers(10, 400),
+        "frequency_hz": st.floats(0.1, 1000.0),
+    },
+}
+
+
+@st.composite
+def channel_plans(draw: st.DrawFn, modality: Modality, number: int) -> ChannelPlan:
+    typical = TYPICAL[modality]
+    on_off = draw(
+        _mostly(
+            st.one_of(st.none(), st.tuples(st.floats(6.0, 60.0), st.floats(0.0, 60.0))),
+            st.tuples(st.floats(0.1, 3600.0), st.floats(0.0, 3600.0)),
+        )
+    )
+    return ChannelPlan(
+        channel=number,
+        amplitude_ua=draw(_mostly(typical["amplitude_ua"], any_amplitude_ua)),
+        pulse_width_us=draw(_mostly(typical["pulse_width_us"], any_pulse_width_us)),
+        frequency_hz=draw(_mostly(typical["frequency_hz"], any_frequency_hz)),
+        waveform=draw(_mostly(st.just(Waveform.RECTANGULAR), st.sampled_from(Waveform))),
+        phase_type=draw(st.sampled_from(PhaseType)),
+        ramp_up_s=draw(_mostly(st.floats(0.0, 3.0), any_seconds)),
+        ramp_down_s=draw(_mostly(st.floats(0.0, 3.0), any_seconds)),
+        on_time_s=None if on_off is None else on_off[0],
+        off_time_s=None if on_off is None else on_off[1],
+    )
+
+
+@st.composite
+def plans(draw: st.DrawFn) -> StimulationPlan:
+    modality = draw(st.sampled_from(Modality))
+    numbers = draw(
+        st.lists(
+            _mostly(st.integers(1, 4), st.integers(1, 64)), min_size=1, max_size=3, unique=True
+        )
+    )
+    return StimulationPlan(
+        modality=modality,
+        channels=[draw(channel_plans(modality, n)) for n in numbers],
+        duration_s=draw(_mostly(st.integers(60, 3600), st.integers(1, 86_400))),
+        electrode={
+            "body_site": draw(_mostly(st.sampled_from(USUAL_SITES), st.sampled_from(BodySite))),
+            "area_cm2": draw(_mostly(st.floats(5.0, 100.0), st.floats(1e-4, 1000.0))),
+        },
+    )
+
+
+@st.composite
+def modality_capabilities(draw: st.DrawFn) -> ModalityCapabilities:
+    amp_min = draw(_mostly(st.just(0), st.integers(0, 2_000)))
+    pw_min = draw(st.integers(1, 30))
+    f_min = draw(st.floats(0.01, 2.0))
+    return ModalityCapabilities(
+        amplitude_min_ua=amp_min,
+        amplitude_max_ua=draw(_mostly(st.integers(60_000, 150_000), st.integers(amp_min, 150_000))),
+        amplitude_step_ua=draw(_mostly(st.just(1), st.sampled_from([10, 1000, 2000]))),
+        pulse_width_min_us=pw_min,
+        pulse_width_max_us=draw(_mostly(st.integers(400, 2_000_000), st.integers(pw_min, 1000))),
+        pulse_width_step_us=draw(_mostly(st.just(1), st.just(10))),
+        frequency_min_hz=f_min,
+        frequency_max_hz=draw(st.floats(50.0, 2_000.0)),
+        waveforms=draw(_optional(st.frozensets(st.sampled_from(Waveform), min_size=1))),
+        phase_types=draw(_optional(st.frozensets(st.sampled_from(PhaseType), min_size=1))),
+    )
+
+
+@st.composite
+def device_capabilities(draw: st.DrawFn) -> DeviceCapabilities:
+    modalities = draw(
+        _mostly(st.just(frozenset(Modality)), st.sampled_from([{m} for m in Modality]))
+    )
+    return DeviceCapabilities(
+        model_name="generated",
+        channel_count=draw(_mostly(st.integers(4, 8), st.integers(1, 8))),
+        modalities={m: draw(modality_capabilities()) for m in modalities},
+        max_current_density_ma_per_cm2=draw(_optional(st.floats(0.1, 5.0))),
+        max_power_density_w_per_cm2=draw(_optional(st.floats(0.01, 0.5))),
+        min_main_stimulation_interval_ms=draw(_optional(st.floats(0.5, 20.0))),
+    )
+
+
+@st.composite
+def modality_policies(draw: st.DrawFn) -> ModalityPolicy:
+    return ModalityPolicy(
+        max_amplitude_ua=draw(_optional(st.integers(0, 150_000))),
+        max_frequency_hz=draw(_optional(st.floats(0.1, 500.0))),
+        max_pulse_width_us=draw(_optional(st.integers(1, 2_000))),
+        max_duration_s=draw(_optional(st.integers(1, 4_000))),
+        max_current_density_ma_per_cm2=draw(_optional(st.floats(0.01, 5.0))),
+        forbidden_body_sites=draw(st.frozensets(st.sampled_from(BodySite), max_size=3)),
+    )
+
+
+site_policies = st.builds(
+    SitePolicy,
+    ems=modality_policies(),
+    microcurrent=modality_policies(),
+    forbidden_body_sites=st.frozensets(st.sampled_from(BodySite), max_size=3),
+    warnings_acknowledgeable=st.booleans(),
+)
+
+
+@st.composite
+def clients(draw: st.DrawFn) -> ClientContext:
+    prescription = None
+    if draw(st.booleans()):
+        prescription = Prescription(
+            modalities=draw(_optional(st.lists(st.sampled_from(Modality), unique=True))),
+            max_amplitude_ua=draw(_optional(st.integers(0, 150_000))),
+            max_frequency_hz=draw(_optional(st.floats(0.1, 500.0))),
+            max_pulse_width_us=draw(_optional(st.integers(1, 2_000))),
+            max_duration_s=draw(_optional(st.integers(1, 4_000))),
+            allowed_body_sites=draw(
+                _optional(st.lists(st.sampled_from(BodySite), unique=True, max_size=12))
+            ),
+        )
+    contraindications = draw(
+        _mostly(st.just(frozenset()), st.frozensets(st.sampled_from(Contraindication), max_size=2))
+    )
+    overridden = draw(st.frozensets(st.sampled_from(Contraindication), max_size=2))
+    return ClientContext(
+        prescription=prescription,
+        contraindications=contraindications,
+        overrides=[
+            ContraindicationOverride(contraindication=c, authorised_by="Dr. X", reason="checked")
+            for c in sorted(overridden)
+        ],
+    )
+
+
+contexts = st.fixed_dictionaries(
+    {
+        "capabilities": st.none() | device_capabilities(),
+        "site_policy": st.none() | site_policies,
+        "client": st.none() | clients(),
+        "acknowledged_warnings": st.frozensets(st.just("current_density_high")),
+    }
+)
+
+
+def _pulse_us(channel: ChannelPlan) -> int:
+    biphasic = channel.phase_type is not PhaseType.MONOPHASIC
+    return channel.pulse_width_us * (2 if biphasic else 1)
+
+
+def _rms_ua(channel: ChannelPlan) -> float:
+    if channel.waveform is Waveform.DC:
+        return float(channel.amplitude_ua)
+    return channel.amplitude_ua * math.sqrt(_pulse_us(channel) * channel.frequency_hz / 1e6)
+
+
+def _dc_ua(channel: ChannelPlan) -> float:
+    if channel.waveform is Waveform.DC:
+        return float(channel.amplitude_ua)
+    if channel.phase_type is PhaseType.MONOPHASIC:
+        return channel.amplitude_ua * channel.pulse_width_us * channel.frequency_hz / 1e6
+    return 0.0
+
+
+def _within(value: float, bound: float) -> bool:
+    return value <= bound * (1 + TOLERANCE)
+
+
+def _assert_inside_standard(plan: StimulationPlan) -> None:
+    ems = plan.modality is Modality.EMS
+    assert plan.duration_s <= 3600
+    forbidden = EMS_FORBIDDEN if ems else MICROCURRENT_FORBIDDEN
+    assert plan.electrode.body_site.value not in forbidden
+    area = plan.electrode.area_cm2
+    for c in plan.channels:
+        amp = c.amplitude_ua
+        if ems:
+            assert amp <= 120_000
+            assert amp == 0 or amp >= 1000
+            assert 20 <= c.pulse_width_us <= 600
+            assert 1.0 <= c.frequency_hz <= 150.0
+            assert _within(_rms_ua(c), 50_000)
+        else:
+            assert amp <= 999
+            assert c.waveform is not Waveform.DC or amp <= 100
+            assert 10 <= c.pulse_width_us <= 1_000_000
+            assert 0.1 <= c.frequency_hz <= 1000.0
+        assert c.ramp_up_s <= 10.0
+        assert c.ramp_down_s <= 10.0
+        assert amp * amp * 500 * _pulse_us(c) <= 300 * 10**15  # 300 mJ in 1e-18 J units
+        assert amp * 500 <= 500 * 10**6  # 500 V in µV
+        assert _within(_rms_ua(c) ** 2 * 500 / 1e12 / area, 0.25)
+        assert _within(_dc_ua(c) / 1000 / area, 0.2)
+        if c.waveform is not Waveform.DC:
+            assert _pulse_us(c) * c.frequency_hz <= 1e6 * (1 + TOLERANCE)
+
+
+def _assert_inside_device(plan: StimulationPlan, caps: DeviceCapabilities) -> None:
+    assert plan.modality in caps.modalities
+    ranges = caps.modalities[plan.modality]
+    area = plan.electrode.area_cm2
+    for c in plan.channels:
+        assert c.channel <= caps.channel_count
+        assert ranges.amplitude_min_ua <= c.amplitude_ua <= ranges.amplitude_max_ua
+        assert c.amplitude_ua % ranges.amplitude_step_ua == 0
+        assert ranges.pulse_width_min_us <= c.pulse_width_us <= ranges.pulse_width_max_us
+        assert c.pulse_width_us % ranges.pulse_width_step_us == 0
+        assert ranges.frequency_min_hz <= c.frequency_hz <= ranges.frequency_max_hz
+        if caps.min_main_stimulation_interval_ms is not None:
+            assert 1000.0 / c.frequency_hz >= caps.min_main_stimulation_interval_ms * (
+                1 - TOLERANCE
+            )
+        assert ranges.waveforms is None or c.waveform in ranges.waveforms
+        assert ranges.phase_types is None or c.phase_type in ranges.phase_types
+        if caps.max_current_density_ma_per_cm2 is not None:
+            assert _within(_rms_ua(c) / 1000 / area, caps.max_current_density_ma_per_cm2)
+        if caps.max_power_density_w_per_cm2 is not None:
+            assert _within(_rms_ua(c) ** 2 * 500 / 1e12 / area, caps.max_power_density_w_per_cm2)
+
+
+def _assert_inside_site(plan: StimulationPlan, policy: SitePolicy) -> None:
+    rules = policy.ems if plan.modality is Modality.EMS else policy.microcurrent
+    assert plan.electrode.body_site not in policy.forbidden_body_sites
+    assert plan.electrode.body_site not in rules.forbidden_body_sites
+    assert rules.max_duration_s is None or plan.duration_s <= rules.max_duration_s
+    for c in plan.channels:
+        assert rules.max_amplitude_ua is None or c.amplitude_ua <= rules.max_amplitude_ua
+        assert rules.max_frequency_hz is None or c.frequency_hz <= rules.max_frequency_hz
+        assert rules.max_pulse_width_us is None or c.pulse_width_us <= rules.max_pulse_width_us
+        if rules.max_current_density_ma_per_cm2 is not None:
+            density = _rms_ua(c) / 1000 / plan.electrode.area_cm2
+            assert _within(density, rules.max_current_density_ma_per_cm2)
+
+
+def _assert_inside_prescription(plan: StimulationPlan, client: ClientContext) -> None:
+    overridden = {o.contraindication for o in client.overrides}
+    assert client.contraindications <= overridden
+    p = client.prescription
+    if p is None:
+        return
+    assert p.modalities is None or plan.modality in p.modalities
+    assert p.allowed_body_sites is None or plan.electrode.body_site in p.allowed_body_sites
+    assert p.max_duration_s is None or plan.duration_s <= p.max_duration_s
+    for c in plan.channels:
+        assert p.max_amplitude_ua is None or c.amplitude_ua <= p.max_amplitude_ua
+        assert p.max_frequency_hz is None or c.frequency_hz <= p.max_frequency_hz
+        assert p.max_pulse_width_us is None or c.pulse_width_us <= p.max_pulse_width_us
+
+
+def _assert_violations_are_real(verdict: Verdict) -> None:
+    for v in verdict.violations:
+        if isinstance(v.value, str) or isinstance(v.bound, str) or v.bound is None:
+            continue
+        if v.code.endswith("_above_max"):
+            assert not v.value <= v.bound, v.message
+        elif v.code.endswith("_below_min"):
+            assert not v.value >= v.bound, v.message
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(plan=plans(), context=contexts)
+def test_no_violations_means_every_value_is_inside_every_layer(
+    plan: StimulationPlan, context: dict[str, Any]
+) -> None:
+    verdict = ENGINE.approve(plan, **context)
+
+    _assert_violations_are_real(verdict)
+    if verdict.approved:
+        assert verdict.approved_plan is not None
+        assert verdict.approved_plan.plan == plan
+        assert all(w.acknowledged for w in verdict.warnings)
+    else:
+        assert verdict.approved_plan is None
+    if verdict.violations:
+        return
+    event(f"no violations; layers: {'+'.join(verdict.layers)}")
+    _assert_inside_standard(plan)
+    if context["capabilities"] is not None:
+        _assert_inside_device(plan, context["capabilities"])
+    if context["site_policy"] is not None:
+        _assert_inside_site(plan, context["site_policy"])
+    if context["client"] is not None:
+        _assert_inside_prescription(plan, context["client"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(plan=plans())
+def test_approve_never_raises_and_check_standard_agrees_with_the_standard_layer(
+    plan: StimulationPlan,
+) -> None:
+    verdict = ENGINE.approve(plan)
+    assert list(verdict.violations) == check_standard(plan)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    plan=plans(),
+    context=contexts,
+    new_amplitude_ua=_mostly(st.integers(0, 130_000), any_amplitude_ua),
+)
+def test_a_live_change_is_judged_exactly_like_a_fresh_plan_with_that_amplitude(
+    plan: StimulationPlan, context: dict[str, Any], new_amplitude_ua: int
+) -> None:
+    first = ENGINE.approve(plan, **context)
+    if first.approved_plan is None:
+        return
+    number = plan.channels[0].channel
+    changed = ENGINE.approve_change(
+        first.approved_plan, channel=number, amplitude_ua=new_amplitude_ua
+    )
+
+    data = plan.model_dump()
+    data["channels"][0]["amplitude_ua"] = new_amplitude_ua
+    carried = first.approved_plan.acknowledged_warnings  # acknowledged for the running plan
+    fresh = ENGINE.approve(
+        StimulationPlan.model_validate(data), **{**context, "acknowledged_warnings": carried}
+    )
+    assert changed.violations == fresh.violations
+    assert changed.approved == fresh.approved

@@ -1,0 +1,75 @@
+"""µA/mA mix-ups (a 1000× error) are refused with a reason that names the likely mistake."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from sessionlog.safety import LimitsEngine, Modality, ViolationCode
+
+from .plans import codes, make_plan, only
+
+ENGINE = LimitsEngine()
+
+
+def test_microcurrent_amplitude_given_as_500_ma_instead_of_500_ua_is_rejected_as_mixup() -> None:
+    verdict = ENGINE.approve(make_plan(Modality.MICROCURRENT, amplitude_ma=500))
+
+    assert not verdict.approved
+    violation = only(verdict.violations, ViolationCode.AMPLITUDE_ABOVE_MAX)
+    assert violation.value == 500_000
+    assert violation.bound == 999
+    assert "mix-up" in violation.message
+    assert "amplitude_ua=500" in violation.message
+
+
+def test_microcurrent_plan_over_999_ua_is_rejected_by_standard_layer() -> None:
+    verdict = ENGINE.approve(make_plan(Modality.MICROCURRENT, amplitude_ua=1000))
+
+    violation = only(verdict.violations, ViolationCode.AMPLITUDE_ABOVE_MAX)
+    assert violation.layer == "standard"
+    assert "below 1 mA" in violation.message
+
+
+def test_microcurrent_amplitude_of_0_5_ma_is_the_same_as_500_ua_and_approved() -> None:
+    by_ma = ENGINE.approve(make_plan(Modality.MICROCURRENT, amplitude_ma=0.5))
+    by_ua = ENGINE.approve(make_plan(Modality.MICROCURRENT, amplitude_ua=500))
+
+    assert by_ma.approved
+    assert by_ua.approved
+    assert by_ma.dose == by_ua.dose
+
+
+def test_ems_amplitude_ua_30_meaning_30_ma_is_rejected_with_the_mixup_reason() -> None:
+    verdict = ENGINE.approve(make_plan(Modality.EMS, amplitude_ua=30))
+
+    assert not verdict.approved
+    violation = only(verdict.violations, ViolationCode.UNIT_MIXUP)
+    assert violation.field == "channels[0].amplitude_ua"
+    assert violation.value == 30
+    assert "mA given as µA" in violation.message
+    assert "amplitude_ma=30" in violation.message
+
+
+def test_ems_amplitude_ma_30_is_approved() -> None:
+    verdict = ENGINE.approve(make_plan(Modality.EMS, amplitude_ma=30))
+
+    assert verdict.approved
+    assert verdict.dose.channels[0].peak_voltage_v == pytest.approx(15.0)
+
+
+@pytest.mark.parametrize("amplitude_ua", [1, 500, 999])
+def test_every_nonzero_ems_amplitude_below_1_ma_is_a_unit_mixup(amplitude_ua: int) -> None:
+    assert ViolationCode.UNIT_MIXUP in codes(
+        ENGINE.approve(make_plan(Modality.EMS, amplitude_ua=amplitude_ua))
+    )
+
+
+def test_ems_amplitude_given_in_ua_as_120000_is_the_same_as_120_ma() -> None:
+    assert ENGINE.approve(make_plan(Modality.EMS, amplitude_ua=120_000)).approved
+    assert ENGINE.approve(make_plan(Modality.EMS, amplitude_ma=120)).approved
+
+
+def test_a_plan_giving_the_amplitude_in_both_units_is_not_a_plan() -> None:
+    with pytest.raises(ValidationError, match="not both"):
+        make_plan(Modality.EMS, amplitude_ma=30, amplitude_ua=30_000)

@@ -1,0 +1,52 @@
+"""The command line: its commands exist, and the database commands act on the configured database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sessionlog.cli import app
+from sessionlog.store import migrations
+from sessionlog.store.database import make_engine
+
+runner = CliRunner()
+
+
+def test_help_lists_the_commands() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("serve", "db"):
+        assert command in result.output
+    db_help = runner.invoke(app, ["db", "--help"])
+    assert "upgrade" in db_help.output
+    assert "current" in db_help.output
+
+
+def test_db_upgrade_then_current(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    monkeypatch.setenv("SESSIONLOG_DATABASE_URL", url)
+
+    before = runner.invoke(app, ["db", "current"])
+    assert before.exit_code == 0
+    assert "current: empty" in before.output
+    assert "needs `sessionlog db upgrade`" in before.output
+
+    upgraded = runner.invoke(app, ["db", "upgrade"])
+    assert upgraded.exit_code == 0, upgraded.output
+    engine = make_engine(url)
+    assert migrations.current_revision(engine) == migrations.head_revision(engine)
+    engine.dispose()
+
+    after = runner.invoke(app, ["db", "current"])
+    assert "up to date" in after.output
+
+
+def test_serve_refuses_an_unmigrated_named_database(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SESSIONLOG_DATABASE_URL", f"sqlite:///{tmp_path / 'stale.sqlite3'}")
+    result = runner.invoke(app, ["serve", "--port", "0"])
+    assert result.exit_code == 1
+    assert "sessionlog db upgrade" in result.output
