@@ -1,0 +1,58 @@
+"""Command line for running a simulated stimulator in its own process.
+
+`python -m sessionlog_drivers.simulated --tcp 127.0.0.1:0` or `... --pty` prints, as its first line
+of output, the address a host opens with `serial.serial_for_url` (a `socket://` URL or a pty path),
+then serves until killed. `--options` takes the same query string as a `sim://` URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from urllib.parse import parse_qs
+
+from sessionlog_drivers.simulated.config import OPTION_NAMES, options_to_settings
+from sessionlog_drivers.simulated.server import serve_pty, serve_tcp
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m sessionlog_drivers.simulated",
+        description="Run the simulated reference stimulator on a TCP port or a pseudo-terminal.",
+        epilog="options: " + ", ".join(sorted(OPTION_NAMES)),
+    )
+    link = parser.add_mutually_exclusive_group(required=True)
+    link.add_argument("--tcp", metavar="HOST:PORT", help="listen on HOST:PORT (PORT 0: any free)")
+    link.add_argument("--pty", action="store_true", help="serve on a new pseudo-terminal")
+    parser.add_argument(
+        "--options",
+        default="",
+        metavar="QUERY",
+        help="emulator options as in a sim:// URL, e.g. 'channels=2&watchdog_ms=500&seed=1'",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
+    parsed = parse_qs(args.options, keep_blank_values=True)
+    options = {name: values[-1] for name, values in parsed.items()}
+    try:
+        options_to_settings(options)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.pty:
+            serve_pty(**options)
+        else:
+            host, _, port = args.tcp.rpartition(":")
+            serve_tcp(host or "127.0.0.1", int(port), **options)
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
