@@ -1,0 +1,190 @@
+"""The driver for the simulated reference stimulator: pure I/O, as every driver should be.
+
+It translates approved plans into the simulated protocol's frames and the device's frames into the
+HAL's replies, telemetry and fault reports. Locking, timeouts, the heartbeat thread, approval checks
+and stop-on-error all live in ``sessionlog.hal.Driver``; this module only knows bytes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+from sessionlog.hal import (
+    DeviceFaultReport,
+    DeviceIdentity,
+    Driver,
+    Inbound,
+    Reply,
+    SerialTransport,
+    TelemetryReading,
+)
+from sessionlog.safety.capabilities import DeviceCapabilities, ModalityCapabilities
+from sessionlog.safety.plan import Modality, PhaseType, Polarity, StimulationPlan, Waveform
+from sessionlog_drivers.simulated import URL_HANDLER_PACKAGE
+from sessionlog_drivers.simulated import protocol as wire
+
+EMERGENCY_STOP_SEQ = 0xFF
+"""Reserved for the pre-encoded emergency stop, so its late acknowledgement never matches a request."""
+
+_MODALITIES = {Modality.EMS: wire.Modality.EMS, Modality.MICROCURRENT: wire.Modality.MICROCURRENT}
+_PHASE_TYPES = {
+    PhaseType.BIPHASIC_SYMMETRIC: wire.PhaseType.BIPHASIC_SYMMETRIC,
+    PhaseType.BIPHASIC_ASYMMETRIC: wire.PhaseType.BIPHASIC_ASYMMETRIC,
+    PhaseType.MONOPHASIC: wire.PhaseType.MONOPHASIC,
+}
+# The device has no "alternating" setting: a biphasic pulse alternates by construction, and the
+# first phase of every pulse is then the positive one.
+_POLARITIES = {
+    Polarity.POSITIVE: wire.Polarity.POSITIVE_FIRST,
+    Polarity.ALTERNATING: wire.Polarity.POSITIVE_FIRST,
+    Polarity.NEGATIVE: wire.Polarity.NEGATIVE_FIRST,
+}
+_OUTPUT_KEEPING_FAULTS = frozenset({wire.ErrorCode.ELECTRODE_OFF})
+"""Device faults after which the device keeps its other channels on (it pauses only the one)."""
+
+
+def millihertz(frequency_hz: float) -> int:
+    """The exact mHz value of a frequency; one the wire cannot carry exactly is refused, not rounded."""
+    value = frequency_hz * 1000
+    nearest = round(value)
+    if not math.isclose(value, nearest, rel_tol=0, abs_tol=1e-6):
+        raise ValueError(f"{frequency_hz} Hz is not a whole number of mHz")
+    return nearest
+
+
+class SimulatedDriver(Driver):
+    """Driver for the simulated reference stimulator (``sim://`` in process, or a pty/TCP server)."""
+
+    name = "simulated"
+    url_handler_package = URL_HANDLER_PACKAGE
+    heartbeat_interval_s = 0.2
+    reply_timeout_s = 0.5
+
+    def __init__(self, transport: SerialTransport) -> None:
+        super().__init__(transport)
+        self._channels_in_plan = 0
+        self._decoder = wire.FrameDecoder(accepted=wire.DEVICE_COMMANDS)
+        self._sequence = itertools.cycle(range(EMERGENCY_STOP_SEQ))
+        self._stop_frame = wire.encode_frame(wire.Frame(EMERGENCY_STOP_SEQ, wire.EmergencyStop()))
+        self._device_identity: wire.Identity | None = None
+
+    def _send(self, message: wire.Message, operation: str) -> Reply:
+        seq = next(self._sequence)
+        return self._request(wire.encode_frame(wire.Frame(seq, message)), seq, operation)
+
+    # -- handshake and description
+
+    def _identify(self) -> DeviceIdentity:
+        reply = self._send(wire.Identify(), "identify")
+        identity = reply.payload
+        if not isinstance(identity, wire.Identity):
+            raise ValueError(f"identify was answered with {type(identity).__name__}")
+        self._device_identity = identity
+        return DeviceIdentity(
+            driver=self.name,
+            model=identity.model,
+            serial_number=identity.serial_number,
+            firmware_version=identity.firmware_version,
+        )
+
+    def _device_capabilities(self, identity: DeviceIdentity) -> DeviceCapabilities:
+        device = self._device_identity
+        assert device is not None
+        modalities = {}
+        for plan_modality, wire_modality in _MODALITIES.items():
+            if wire_modality not in device.modalities:
+                continue
+            modalities[plan_modality] = ModalityCapabilities(
+                amplitude_max_ua=device.max_amplitude_ua(wire_modality),
+                pulse_width_min_us=device.pulse_width_min_us,
+                pulse_width_max_us=device.pulse_width_max_us,
+                frequency_min_hz=device.frequency_min_millihz / 1000,
+                frequency_max_hz=device.frequency_max_millihz / 1000,
+                waveforms=frozenset({Waveform.RECTANGULAR}),
+            )
+        return DeviceCapabilities(
+            model_name=identity.model, channel_count=device.channel_count, modalities=modalities
+        )
+
+    # -- bytes in
+
+    def _decode(self, data: bytes) -> list[Inbound]:
+        inbound: list[Inbound] = []
+        for frame in self._decoder.feed(data):
+            message = frame.message
+            if isinstance(message, wire.Ack | wire.Identity | wire.Status):
+                inbound.append(Reply(key=frame.seq, accepted=True, payload=message))
+            elif isinstance(message, wire.Nak):
+                inbound.append(
+                    Reply(
+                        key=frame.seq,
+                        accepted=False,
+                        code=int(message.error),
+                        reason=message.error.name.lower(),
+                    )
+                )
+            elif isinstance(message, wire.Telemetry):
+                inbound.extend(
+                    TelemetryReading(
+                        channel=sample.channel + 1,
+                        current_ua=sample.measured_current_ua,
+                        impedance_ohm=sample.impedance_ohm,
+                        device_time_ms=message.device_time_ms,
+                    )
+                    for sample in message.samples
+                )
+            elif isinstance(message, wire.Fault):
+                where = (
+                    ""
+                    if message.channel == wire.DEVICE_WIDE_CHANNEL
+                    else f" on channel {message.channel + 1}"
+                )
+                inbound.append(
+                    DeviceFaultReport(
+                        code=message.error.name.lower(),
+                        reason=f"{message.error.name.lower().replace('_', ' ')}{where}",
+                        stops_output=message.error not in _OUTPUT_KEEPING_FAULTS,
+                    )
+                )
+        self.counters.malformed_frames = self._decoder.counters.malformed
+        return inbound
+
+    # -- commands out
+
+    def _apply(self, plan: StimulationPlan) -> None:
+        self._channels_in_plan = wire.channel_mask(channel.channel - 1 for channel in plan.channels)
+        for channel in plan.channels:
+            self._send(
+                wire.ConfigureChannel(
+                    channel=channel.channel - 1,
+                    modality=_MODALITIES[plan.modality],
+                    amplitude_ua=channel.amplitude_ua,
+                    pulse_width_us=channel.pulse_width_us,
+                    frequency_millihz=millihertz(channel.frequency_hz),
+                    phase_type=_PHASE_TYPES[channel.phase_type],
+                    polarity=_POLARITIES[channel.polarity],
+                ),
+                f"configure channel {channel.channel}",
+            )
+
+    def _start(self, plan: StimulationPlan) -> None:
+        self._send(wire.Start(self._channels_in_plan), "start")
+
+    def _set_amplitude(self, plan: StimulationPlan, channel: int, amplitude_ua: int) -> None:
+        self._send(wire.SetAmplitude(channel - 1, amplitude_ua), f"set channel {channel} amplitude")
+
+    def _pause(self) -> None:
+        self._send(wire.Pause(self._channels_in_plan), "pause")
+
+    def _resume(self) -> None:
+        self._send(wire.Resume(self._channels_in_plan), "resume")
+
+    def _stop(self) -> None:
+        self._send(wire.Stop(), "stop")
+
+    def _emergency_stop_frame(self) -> bytes:
+        return self._stop_frame
+
+    def _send_heartbeat(self) -> None:
+        self._send(wire.Heartbeat(), "heartbeat")

@@ -1,0 +1,497 @@
+"""The driver base class: the one place that owns locking, timeouts, heartbeat and fail-safe handling.
+
+A driver author implements small ``_underscore`` methods that turn a request into bytes and bytes
+into ``Reply``/``TelemetryReading``/``DeviceFaultReport``; the public methods here do everything
+else once, for every driver: they accept only plans the limits engine approved against this very
+device, serialise commands, match replies to requests, keep the device's watchdog fed, watch the
+incoming stream, and on any exception, timeout, refusal, lost heartbeat, garbage burst or disconnect
+they stop output (best effort on the wire), enter the FAULTED state and report the reason. Nothing is
+retried silently and nothing is clamped: a driver never decides what is allowed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import TracebackType
+from typing import ClassVar, Self, TypeVar
+
+from sessionlog.hal.errors import (
+    DeviceFaultError,
+    DeviceRefusedError,
+    HalError,
+    InvalidStateError,
+    PlanNotApprovedError,
+    ReplyTimeoutError,
+)
+from sessionlog.hal.transport import SerialSettings, SerialTransport
+from sessionlog.safety.capabilities import DeviceCapabilities
+from sessionlog.safety.plan import StimulationPlan
+from sessionlog.safety.verdict import ApprovedPlan
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class DriverState(StrEnum):
+    DISCONNECTED = "disconnected"
+    READY = "ready"
+    CONFIGURED = "configured"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    FAULTED = "faulted"
+    CLOSED = "closed"
+
+
+OUTPUT_STATES = frozenset({DriverState.RUNNING, DriverState.PAUSED})
+
+
+@dataclass(frozen=True)
+class DeviceIdentity:
+    driver: str
+    model: str
+    serial_number: str
+    firmware_version: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A device's answer to one request, matched to it by ``key`` (e.g. a sequence number)."""
+
+    key: Hashable
+    accepted: bool
+    code: int = 0
+    reason: str = ""
+    payload: object = None
+
+
+@dataclass(frozen=True)
+class TelemetryReading:
+    channel: int
+    current_ua: int
+    impedance_ohm: int
+    device_time_ms: int | None = None
+    received_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class DeviceFaultReport:
+    """Something the device reported on its own (emergency switch, electrode off, watchdog)."""
+
+    code: str
+    reason: str
+    stops_output: bool = True
+
+
+Inbound = Reply | TelemetryReading | DeviceFaultReport
+Listener = Callable[[TelemetryReading | DeviceFaultReport], None]
+
+
+@dataclass
+class LinkCounters:
+    """What went wrong on the link, kept for the session record."""
+
+    malformed_frames: int = 0
+    reply_timeouts: int = 0
+    refusals: int = 0
+    unmatched_replies: int = 0
+    telemetry_readings: int = 0
+
+
+class _Waiter:
+    __slots__ = ("event", "reply")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.reply: Reply | None = None
+
+
+def _without_amplitude(plan: StimulationPlan, channel: int) -> dict[str, object]:
+    """The plan as data, minus the one amplitude a live change may alter."""
+    data = plan.model_dump()
+    for entry in data["channels"]:
+        if entry["channel"] == channel:
+            entry.pop("amplitude_ua")
+    return data
+
+
+class Driver(ABC):
+    """Base class of every stimulator driver. Subclasses implement the ``_underscore`` methods."""
+
+    name: ClassVar[str]
+    """The entry-point name the driver is registered under."""
+    serial_settings: ClassVar[SerialSettings] = SerialSettings()
+    usb_ids: ClassVar[frozenset[tuple[int, int]]] = frozenset()
+    """USB (vendor id, product id) pairs of the adapters this driver's devices use, for discovery."""
+    url_handler_package: ClassVar[str | None] = None
+    """A package holding pyserial ``protocol_<scheme>`` handlers for the driver's emulator."""
+    heartbeat_interval_s: ClassVar[float] = 0.25
+    reply_timeout_s: ClassVar[float] = 0.5
+    malformed_burst_limit: ClassVar[int] = 20
+    """More malformed frames than this within ``malformed_burst_window_s`` is a garbage stream."""
+    malformed_burst_window_s: ClassVar[float] = 1.0
+
+    def __init__(self, transport: SerialTransport) -> None:
+        self._transport = transport
+        self._state = DriverState.DISCONNECTED
+        self._state_lock = threading.RLock()
+        self._command_lock = threading.Lock()
+        self._waiters: dict[Hashable, _Waiter] = {}
+        self._waiters_lock = threading.Lock()
+        self._listeners: list[Listener] = []
+        self._fault_reason: str | None = None
+        self._identity: DeviceIdentity | None = None
+        self._capabilities: DeviceCapabilities | None = None
+        self._plan: StimulationPlan | None = None
+        self._shutdown = threading.Event()
+        self._reader: threading.Thread | None = None
+        self._heartbeat: threading.Thread | None = None
+        self._malformed_times: deque[float] = deque()
+        self.counters = LinkCounters()
+
+    # ------------------------------------------------------------------ what a driver implements
+
+    @abstractmethod
+    def _identify(self) -> DeviceIdentity:
+        """Handshake with the device and say what it is. Runs with the reader already started."""
+
+    @abstractmethod
+    def _device_capabilities(self, identity: DeviceIdentity) -> DeviceCapabilities:
+        """The ranges this device can deliver; the limits engine's device layer."""
+
+    @abstractmethod
+    def _decode(self, data: bytes) -> list[Inbound]:
+        """Turn received bytes into messages; keep partial frames for the next call; never raise
+        on garbage, count it in ``self.counters.malformed_frames`` instead."""
+
+    @abstractmethod
+    def _apply(self, plan: StimulationPlan) -> None:
+        """Send the (approved) parameters of every channel to the device, output off."""
+
+    @abstractmethod
+    def _start(self, plan: StimulationPlan) -> None: ...
+
+    @abstractmethod
+    def _set_amplitude(self, plan: StimulationPlan, channel: int, amplitude_ua: int) -> None: ...
+
+    @abstractmethod
+    def _pause(self) -> None: ...
+
+    @abstractmethod
+    def _resume(self) -> None: ...
+
+    @abstractmethod
+    def _stop(self) -> None: ...
+
+    @abstractmethod
+    def _emergency_stop_frame(self) -> bytes:
+        """The bytes that stop all output at once; written without waiting for any lock."""
+
+    @abstractmethod
+    def _send_heartbeat(self) -> None:
+        """Keep the device's watchdog fed (called every ``heartbeat_interval_s``)."""
+
+    # ------------------------------------------------------------------ services for a driver
+
+    def _request(self, frame: bytes, key: Hashable, operation: str) -> Reply:
+        """Write ``frame`` and wait for the reply with ``key``; a refusal or timeout raises."""
+        waiter = _Waiter()
+        with self._waiters_lock:
+            self._waiters[key] = waiter
+        try:
+            self._transport.write(frame)
+            if not waiter.event.wait(self.reply_timeout_s):
+                self.counters.reply_timeouts += 1
+                raise ReplyTimeoutError(
+                    f"no acknowledgement of {operation} within {self.reply_timeout_s * 1000:.0f} ms"
+                )
+        finally:
+            with self._waiters_lock:
+                self._waiters.pop(key, None)
+        reply = waiter.reply
+        assert reply is not None
+        if not reply.accepted:
+            self.counters.refusals += 1
+            raise DeviceRefusedError(operation, reply.code, reply.reason or "refused")
+        return reply
+
+    # ------------------------------------------------------------------ public interface
+
+    @property
+    def transport(self) -> SerialTransport:
+        return self._transport
+
+    @property
+    def state(self) -> DriverState:
+        return self._state
+
+    @property
+    def fault_reason(self) -> str | None:
+        return self._fault_reason
+
+    @property
+    def identity(self) -> DeviceIdentity:
+        if self._identity is None:
+            raise InvalidStateError("connect() first")
+        return self._identity
+
+    @property
+    def capabilities(self) -> DeviceCapabilities:
+        if self._capabilities is None:
+            raise InvalidStateError("connect() first")
+        return self._capabilities
+
+    @property
+    def output_active(self) -> bool:
+        return self._state in OUTPUT_STATES
+
+    def add_listener(self, listener: Listener) -> None:
+        """Be told of every telemetry reading and device fault (called on the reader thread)."""
+        self._listeners.append(listener)
+
+    def connect(self) -> DeviceIdentity:
+        if self._state is not DriverState.DISCONNECTED:
+            raise InvalidStateError(f"connect() in state {self._state}")
+        self._reader = threading.Thread(
+            target=self._read_loop, name=f"{self.name}-reader", daemon=True
+        )
+        self._reader.start()
+        try:
+            identity = self._identify()
+            capabilities = self._device_capabilities(identity)
+        except Exception as error:
+            self.close()
+            if isinstance(error, HalError):
+                raise
+            raise HalError(f"handshake with {self._transport.url} failed: {error}") from error
+        self._identity, self._capabilities = identity, capabilities
+        self._set_state(DriverState.READY)
+        self._heartbeat = threading.Thread(
+            target=self._heartbeat_loop, name=f"{self.name}-heartbeat", daemon=True
+        )
+        self._heartbeat.start()
+        logger.info(
+            "connected to %s %s on %s", identity.model, identity.serial_number, self._transport.url
+        )
+        return identity
+
+    def apply(self, approved: ApprovedPlan) -> None:
+        """Load an approved plan's parameters; output stays off until ``start``."""
+        self._check_approval(approved)
+        allowed = {DriverState.READY, DriverState.CONFIGURED, DriverState.STOPPED}
+        self._command(
+            "apply plan", allowed, lambda: self._apply(approved.plan), DriverState.CONFIGURED
+        )
+        self._plan = approved.plan
+
+    def start(self) -> None:
+        plan = self._plan
+        if plan is None:
+            raise InvalidStateError("apply an approved plan before start()")
+        self._command(
+            "start", {DriverState.CONFIGURED}, lambda: self._start(plan), DriverState.RUNNING
+        )
+
+    def set_amplitude(self, approved: ApprovedPlan, channel: int) -> None:
+        """Change one channel's amplitude to the value in ``approved`` (a re-approved live change)."""
+        self._check_approval(approved)
+        plan = self._plan
+        if plan is None:
+            raise InvalidStateError("no plan applied")
+        if _without_amplitude(approved.plan, channel) != _without_amplitude(plan, channel):
+            raise PlanNotApprovedError(
+                f"the approved change alters more than channel {channel}'s amplitude"
+            )
+        amplitude_ua = approved.plan.channel(channel).amplitude_ua
+        self._command(
+            f"set channel {channel} to {amplitude_ua} µA",
+            OUTPUT_STATES,
+            lambda: self._set_amplitude(approved.plan, channel, amplitude_ua),
+            None,
+        )
+        self._plan = approved.plan
+
+    def pause(self) -> None:
+        self._command("pause", {DriverState.RUNNING}, self._pause, DriverState.PAUSED)
+
+    def resume(self) -> None:
+        self._command("resume", {DriverState.PAUSED}, self._resume, DriverState.RUNNING)
+
+    def stop(self) -> None:
+        self._command(
+            "stop", OUTPUT_STATES | {DriverState.CONFIGURED}, self._stop, DriverState.STOPPED
+        )
+
+    def emergency_stop(self) -> None:
+        """Stop all output now: written at once, bypassing any command in progress. Never raises
+        for a dead link (the device's watchdog is the last line then); the state becomes STOPPED
+        unless the driver had already faulted."""
+        try:
+            self._transport.write(self._emergency_stop_frame())
+        except Exception as error:
+            logger.error(
+                "emergency stop could not be written to %s: %s", self._transport.url, error
+            )
+            self._fail(f"emergency stop could not be written: {error}", write_stop=False)
+            return
+        with self._state_lock:
+            if self._state not in (DriverState.FAULTED, DriverState.CLOSED):
+                self._state = DriverState.STOPPED
+
+    def close(self) -> None:
+        """Stop output if it is on, stop the threads and release the port. Safe to call twice."""
+        with self._state_lock:
+            if self._state is DriverState.CLOSED:
+                return
+            was_active = self._state in OUTPUT_STATES
+            self._state = DriverState.CLOSED
+        self._shutdown.set()
+        if was_active:
+            try:
+                self._transport.write(self._emergency_stop_frame())
+            except Exception as error:
+                logger.warning("stop on close failed for %s: %s", self._transport.url, error)
+        current = threading.current_thread()
+        for thread in (self._heartbeat, self._reader):
+            if thread is not None and thread is not current:
+                thread.join(timeout=2)
+        self._transport.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ the fail-safe core
+
+    def _check_approval(self, approved: object) -> None:
+        if not isinstance(approved, ApprovedPlan):
+            raise PlanNotApprovedError(
+                f"drivers accept only plans approved by the limits engine, not {type(approved).__name__}"
+            )
+        if approved.capabilities != self.capabilities:
+            raise PlanNotApprovedError(
+                "the plan was not approved against this device's capabilities; approve it with "
+                "capabilities=driver.capabilities"
+            )
+
+    def _set_state(self, state: DriverState) -> None:
+        with self._state_lock:
+            if self._state not in (DriverState.FAULTED, DriverState.CLOSED):
+                self._state = state
+
+    def _command(
+        self,
+        operation: str,
+        allowed: set[DriverState] | frozenset[DriverState],
+        action: Callable[[], None],
+        new_state: DriverState | None,
+    ) -> None:
+        with self._command_lock:
+            state = self._state
+            if state is DriverState.FAULTED:
+                raise DeviceFaultError(self._fault_reason or "unknown")
+            if state not in allowed:
+                raise InvalidStateError(f"{operation} is not possible in state {state}")
+            try:
+                action()
+            except Exception as error:
+                reason = f"{operation} failed: {error}"
+                self._fail(reason)
+                raise DeviceFaultError(reason) from error
+            if new_state is not None:
+                self._set_state(new_state)
+            logger.info("%s: %s", self._transport.url, operation)
+
+    def _fail(self, reason: str, *, write_stop: bool = True) -> None:
+        """Enter FAULTED once: stop output on the wire (best effort), record why, tell listeners."""
+        with self._state_lock:
+            if self._state in (DriverState.FAULTED, DriverState.CLOSED):
+                return
+            self._state = DriverState.FAULTED
+            self._fault_reason = reason
+        logger.error("%s: fault, stopping output: %s", self._transport.url, reason)
+        if write_stop:
+            try:
+                self._transport.write(self._emergency_stop_frame())
+            except Exception as error:
+                logger.error("stop after fault could not be written: %s", error)
+        self._notify(DeviceFaultReport(code="host_fault", reason=reason))
+
+    def _notify(self, event: TelemetryReading | DeviceFaultReport) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("a driver listener raised; it is not called again")
+                self._listeners.remove(listener)
+
+    def _read_loop(self) -> None:
+        try:
+            while not self._shutdown.is_set():
+                data = self._transport.read_some()
+                if not data:
+                    continue
+                before = self.counters.malformed_frames
+                for message in self._decode(data):
+                    self._dispatch(message)
+                if self.counters.malformed_frames > before:
+                    self._note_malformed(self.counters.malformed_frames - before)
+        except Exception as error:
+            if not self._shutdown.is_set():
+                self._fail(f"link lost: {error}", write_stop=not isinstance(error, HalError))
+
+    def _note_malformed(self, count: int) -> None:
+        now = time.monotonic()
+        self._malformed_times.extend([now] * count)
+        while (
+            self._malformed_times and now - self._malformed_times[0] > self.malformed_burst_window_s
+        ):
+            self._malformed_times.popleft()
+        if len(self._malformed_times) > self.malformed_burst_limit:
+            self._fail(
+                f"garbage on the link: more than {self.malformed_burst_limit} malformed frames "
+                f"within {self.malformed_burst_window_s} s"
+            )
+
+    def _dispatch(self, message: Inbound) -> None:
+        if isinstance(message, Reply):
+            with self._waiters_lock:
+                waiter = self._waiters.get(message.key)
+            if waiter is None:
+                self.counters.unmatched_replies += 1
+                return
+            waiter.reply = message
+            waiter.event.set()
+        elif isinstance(message, TelemetryReading):
+            self.counters.telemetry_readings += 1
+            self._notify(message)
+        else:
+            if message.stops_output:
+                self._fail(f"device reported {message.code}: {message.reason}", write_stop=True)
+            self._notify(message)
+
+    def _heartbeat_loop(self) -> None:
+        while not self._shutdown.wait(self.heartbeat_interval_s):
+            if self._state in (DriverState.FAULTED, DriverState.CLOSED):
+                return
+            try:
+                self._send_heartbeat()
+            except Exception as error:
+                if not self._shutdown.is_set():
+                    self._fail(f"heartbeat lost: {error}")
+                return
