@@ -6,6 +6,7 @@ so ``sessionlog db upgrade`` migrates exactly the database ``sessionlog serve`` 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -22,6 +23,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Inspect and migrate the database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+devices_app = typer.Typer(help="Find and inspect stimulators.", no_args_is_help=True)
+app.add_typer(devices_app, name="devices")
+limits_app = typer.Typer(help="Check plans against the limits engine.", no_args_is_help=True)
+app.add_typer(limits_app, name="limits")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -101,3 +106,95 @@ def db_current() -> None:
         engine.dispose()
     state = "up to date" if current == head else "needs `sessionlog db upgrade`"
     typer.echo(f"current: {current or 'empty'}\nhead: {head}\n{state}")
+
+
+@devices_app.command("scan")
+def devices_scan() -> None:
+    """List serial ports with their USB ids and the installed drivers that claim them."""
+    from sessionlog.hal.discovery import scan_ports
+    from sessionlog.hal.registry import available_drivers
+
+    typer.echo(f"installed drivers: {', '.join(available_drivers()) or 'none'}")
+    ports = scan_ports()
+    if not ports:
+        typer.echo("no serial ports found")
+    for port in ports:
+        usb = (
+            f"{port.vid:04x}:{port.pid:04x}"
+            if port.vid is not None and port.pid is not None
+            else "-"
+        )
+        claimed = ", ".join(port.drivers) or "no driver claims it"
+        typer.echo(f"{port.device}\t{usb}\t{port.description}\t{claimed}")
+
+
+@app.command()
+def simulate(
+    tcp: Annotated[
+        str | None, typer.Option(help="Listen on HOST:PORT (port 0: any free port).")
+    ] = None,
+    pty: Annotated[bool, typer.Option(help="Serve on a new pseudo-terminal instead.")] = False,
+    options: Annotated[
+        str, typer.Option(help="Emulator options as in a sim:// URL, e.g. 'channels=2&seed=1'.")
+    ] = "",
+) -> None:
+    """Run the simulated stimulator in this process; the first line printed is the URL to open."""
+    from sessionlog_drivers.simulated.__main__ import main as run_simulator
+
+    arguments = ["--pty"] if pty else ["--tcp", tcp or "127.0.0.1:0"]
+    raise typer.Exit(code=run_simulator([*arguments, "--options", options]))
+
+
+@limits_app.command("check")
+def limits_check(
+    plan_file: Annotated[Path, typer.Argument(help="A stimulation plan as JSON.", exists=True)],
+    capabilities_file: Annotated[
+        Path | None,
+        typer.Option("--capabilities", help="Device capabilities as JSON.", exists=True),
+    ] = None,
+    acknowledge: Annotated[
+        list[str] | None, typer.Option(help="A warning code to acknowledge (repeatable).")
+    ] = None,
+) -> None:
+    """Print the verdict and dose figures for a plan; exit 1 if it is not approved."""
+    from pydantic import ValidationError
+
+    from sessionlog.safety import DeviceCapabilities, StimulationPlan
+    from sessionlog.sessions.approval import ENGINE, site_policy
+
+    try:
+        plan = StimulationPlan.model_validate_json(plan_file.read_bytes())
+        capabilities = (
+            DeviceCapabilities.model_validate_json(capabilities_file.read_bytes())
+            if capabilities_file
+            else None
+        )
+    except ValidationError as error:
+        raise _fail(f"invalid input:\n{error}") from error
+    verdict = ENGINE.approve(
+        plan,
+        capabilities=capabilities,
+        site_policy=site_policy(Settings()),
+        acknowledged_warnings=frozenset(acknowledge or ()),
+    )
+    typer.echo(f"verdict: {'APPROVED' if verdict.approved else 'REFUSED'}")
+    typer.echo(f"layers checked: {', '.join(verdict.layers)}")
+    for violation in verdict.violations:
+        typer.echo(f"  violation [{violation.layer}] {violation.field}: {violation.message}")
+    for warning in verdict.warnings:
+        state = "acknowledged" if warning.acknowledged else "needs --acknowledge " + warning.code
+        typer.echo(f"  warning [{warning.layer}] {warning.field}: {warning.message} ({state})")
+    dose = verdict.dose
+    typer.echo("dose:")
+    typer.echo(f"  total charge      {dose.total_charge_uc:.6g} µC")
+    typer.echo(f"  on-time           {dose.on_time_s:.6g} s")
+    typer.echo(f"  current density   {dose.max_current_density_ma_per_cm2:.4g} mA/cm² (max)")
+    typer.echo(f"  power density     {dose.max_power_density_w_per_cm2:.4g} W/cm² (max)")
+    for figures in dose.channels:
+        typer.echo(
+            f"  channel {figures.channel}: phase charge {figures.phase_charge_uc:.4g} µC, "
+            f"rms {figures.rms_current_ua / 1000:.4g} mA, "
+            f"pulse energy {figures.pulse_energy_mj:.4g} mJ at 500 Ω"
+        )
+    if not verdict.approved:
+        raise typer.Exit(code=1)

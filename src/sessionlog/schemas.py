@@ -12,9 +12,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from sessionlog.fields import Code, LongText, RecordId, ShortText, UTCTimestamp
+from sessionlog.safety.dose import PlanDose
 from sessionlog.safety.plan import ChannelPlan, Modality, Prescription, StimulationPlan
-from sessionlog.safety.screening import Contraindication
-from sessionlog.safety.verdict import Violation
+from sessionlog.safety.screening import Contraindication, ContraindicationOverride
+from sessionlog.safety.verdict import Layer, SafetyWarning, Violation, WarningCode
 
 Role = Literal["practitioner", "integrator", "analyst", "admin"]
 RecordedStatus = Literal["completed", "stopped", "aborted"]
@@ -219,3 +220,28 @@ class SessionEventPublic(_Public):
     recorded_at: datetime
     actor_id: int | None
     payload: dict[str, Any]
+
+
+# Limits ------------------------------------------------------------------------------------------
+
+
+class LimitsCheckRequest(_Input):
+    """A dry run: the verdict a session with this plan would get, for this client and device."""
+
+    plan: StimulationPlan
+    client_id: RecordId | None = None
+    device_id: RecordId | None = None
+    overrides: list[ContraindicationOverride] = Field(default_factory=list, max_length=20)
+    acknowledged_warnings: list[WarningCode] = Field(default_factory=list, max_length=20)
+
+
+class VerdictPublic(BaseModel):
+    """The limits engine's verdict with the dose figures it computed."""
+
+    approved: bool
+    violations: list[Violation]
+    warnings: list[SafetyWarning]
+    dose: PlanDose
+    layers: list[Layer]
+    overrides_applied: list[ContraindicationOverride]
+    reasons: list[str]

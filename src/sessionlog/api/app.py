@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 import sessionlog
 from sessionlog.api.problems import install_problem_handlers
-from sessionlog.api.routes import clients, devices, health, programs, sessions, users
+from sessionlog.api.routes import clients, devices, health, limits, programs, sessions, users
 from sessionlog.settings import Settings
 from sessionlog.store.database import make_engine
 from sessionlog.store.migrations import ensure_migrated
@@ -53,6 +53,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_problem_handlers(app)
-    for module in (health, users, clients, devices, programs, sessions):
+    for module in (health, users, clients, devices, programs, sessions, limits):
         app.include_router(module.router, prefix=API_PREFIX)
     return app

@@ -1,0 +1,139 @@
+"""HAL benchmarks: live parameter updates through the driver, and emergency-stop latency.
+
+Run from the repository root: ``python -m benchmarks.hal``. Each figure is measured in this run,
+against a baseline measured in the same run on the same emulator, and printed as a ratio:
+
+- updates: limits re-approval + encode + write + acknowledgement through ``Driver.set_amplitude``,
+  versus raw pyserial writes of the same pre-encoded frames, each waiting for its ACK frame
+  (target: driver ≥ 0.8× the raw rate);
+- emergency stop: from the call to the emulator decoding the stop, while telemetry streams at the
+  emulator's full rate (target: p99 < 5 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from sessionlog.hal import open_device
+from sessionlog.safety import LimitsEngine, StimulationPlan
+from sessionlog_drivers.simulated import open_sim_port
+from sessionlog_drivers.simulated import protocol as wire
+
+ENGINE = LimitsEngine()
+URL = "sim://?channels=2&seed=11&telemetry_hz=50"
+PLAN = StimulationPlan.model_validate(
+    {
+        "modality": "ems",
+        "duration_s": 1800,
+        "electrode": {"body_site": "thigh_anterior", "area_cm2": 50},
+        "channels": [
+            {"channel": c, "amplitude_ma": 20, "pulse_width_us": 300, "frequency_hz": 40}
+            for c in (1, 2)
+        ],
+    }
+)
+
+
+def _amplitudes(count: int) -> list[int]:
+    return [20_000 + (i % 20) * 1000 for i in range(count)]
+
+
+def driver_updates_per_s(count: int) -> float:
+    with open_device(URL, driver="simulated") as device:
+        verdict = ENGINE.approve(PLAN, capabilities=device.capabilities)
+        approved = verdict.approved_plan
+        assert approved is not None, verdict.reasons
+        device.apply(approved)
+        device.start()
+        started = time.perf_counter()
+        for amplitude_ua in _amplitudes(count):
+            change = ENGINE.approve_change(approved, channel=1, amplitude_ua=amplitude_ua)
+            assert change.approved_plan is not None
+            device.set_amplitude(change.approved_plan, channel=1)
+        elapsed = time.perf_counter() - started
+        device.stop()
+    return count / elapsed
+
+
+def raw_updates_per_s(count: int) -> float:
+    port = open_sim_port(URL, timeout=0.5)
+    decoder = wire.FrameDecoder(accepted=wire.DEVICE_COMMANDS)
+
+    def exchange(seq: int, message: wire.Message) -> None:
+        port.write(wire.encode_frame(wire.Frame(seq, message)))
+        while True:
+            data = port.read(max(1, port.in_waiting))
+            if not data:
+                raise TimeoutError("no reply")
+            for frame in decoder.feed(data):
+                if frame.seq == seq and isinstance(frame.message, wire.Ack | wire.Identity):
+                    return
+
+    try:
+        exchange(1, wire.Identify())
+        for channel in (0, 1):
+            exchange(
+                2 + channel, wire.ConfigureChannel(channel, wire.Modality.EMS, 20_000, 300, 40_000)
+            )
+        exchange(4, wire.Start(wire.channel_mask([0, 1])))
+        frames = [
+            (seq % 250, wire.SetAmplitude(0, amplitude))
+            for seq, amplitude in enumerate(_amplitudes(count), start=5)
+        ]
+        started = time.perf_counter()
+        for seq, message in frames:
+            exchange(seq, message)
+        elapsed = time.perf_counter() - started
+        exchange(0, wire.Stop())
+    finally:
+        port.close()
+    return count / elapsed
+
+
+def emergency_stop_latencies_ms(rounds: int) -> list[float]:
+    latencies = []
+    for _ in range(rounds):
+        with open_device(URL, driver="simulated") as device:
+            verdict = ENGINE.approve(PLAN, capabilities=device.capabilities)
+            assert verdict.approved_plan is not None
+            device.apply(verdict.approved_plan)
+            device.start()
+            time.sleep(0.05)  # let telemetry stream
+            emulator = device.transport.port.emulator  # type: ignore[attr-defined]
+            called = time.monotonic()
+            device.emergency_stop()
+            stops = [e for e in emulator.command_log if e.command is wire.Command.EMERGENCY_STOP]
+            latencies.append((stops[0].timestamp_s - called) * 1000)
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--updates", type=int, default=2000)
+    parser.add_argument("--stops", type=int, default=200)
+    args = parser.parse_args()
+
+    raw = raw_updates_per_s(args.updates)
+    through_driver = driver_updates_per_s(args.updates)
+    ratio = through_driver / raw
+    print(f"parameter updates: driver {through_driver:,.0f}/s, raw pyserial {raw:,.0f}/s")
+    print(
+        f"  ratio driver/raw = {ratio:.2f}x (target >= 0.8x) {'OK' if ratio >= 0.8 else 'BELOW TARGET'}"
+    )
+
+    latencies = sorted(emergency_stop_latencies_ms(args.stops))
+    p50 = statistics.median(latencies)
+    p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
+    print(
+        f"emergency stop, call -> decoded by the emulator, {len(latencies)} rounds with telemetry:"
+    )
+    print(
+        f"  p50 {p50:.3f} ms, p99 {p99:.3f} ms, max {latencies[-1]:.3f} ms (target p99 < 5 ms) "
+        f"{'OK' if p99 < 5 else 'ABOVE TARGET'}"
+    )
+
+
+if __name__ == "__main__":
+    main()

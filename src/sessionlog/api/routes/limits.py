@@ -1,0 +1,45 @@
+"""The limits dry run: what the engine would say about a plan, before any device is touched."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from sessionlog.api.deps import SessionDep, SettingsDep
+from sessionlog.api.problems import PROBLEM_RESPONSES
+from sessionlog.safety import Verdict
+from sessionlog.schemas import LimitsCheckRequest, VerdictPublic
+from sessionlog.sessions.approval import dry_run
+
+router = APIRouter(prefix="/limits", tags=["limits"], responses=PROBLEM_RESPONSES)
+
+
+def verdict_public(verdict: Verdict) -> VerdictPublic:
+    return VerdictPublic(
+        approved=verdict.approved,
+        violations=list(verdict.violations),
+        warnings=list(verdict.warnings),
+        dose=verdict.dose,
+        layers=list(verdict.layers),
+        overrides_applied=list(verdict.overrides_applied),
+        reasons=verdict.reasons,
+    )
+
+
+@router.post("/check", response_model=VerdictPublic)
+def check_plan(data: LimitsCheckRequest, db: SessionDep, settings: SettingsDep) -> VerdictPublic:
+    """Run every applicable limits layer over the plan and return the verdict and dose figures.
+
+    The standard layer always runs; the device layer when `device_id` names a device whose driver
+    has reported its capabilities; the site layer when the service has a site policy; the
+    prescription layer when `client_id` is given. Nothing is stored.
+    """
+    verdict = dry_run(
+        db,
+        settings,
+        data.plan,
+        client_id=data.client_id,
+        device_id=data.device_id,
+        overrides=data.overrides,
+        acknowledged_warnings=frozenset(data.acknowledged_warnings),
+    )
+    return verdict_public(verdict)
