@@ -209,6 +209,8 @@ class SessionPublic(BaseModel):
     out_of_limits: bool
     violations: list[Violation]
     dose: DoseSummary
+    end_reason: str | None = Field(description="Why a live session ended (fault, stop, duration)")
+    link_errors: dict[str, int] = Field(description="Malformed frames, timeouts and refusals seen")
     created_at: datetime
 
 

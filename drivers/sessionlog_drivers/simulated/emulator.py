@@ -588,8 +588,10 @@ class StimulatorEmulator:
         channel.amplitude_ua = message.amplitude_ua
 
     def _pause(self, mask: int) -> None:
+        # Pausing an already paused channel is a no-op, so a host can hold every channel after
+        # the device paused one by itself (electrode off).
         channels = self._masked(mask)
-        if any(ch.state is not ChannelState.RUNNING for ch in channels):
+        if any(ch.state not in (ChannelState.RUNNING, ChannelState.PAUSED) for ch in channels):
             raise _CommandRefusedError(ErrorCode.WRONG_STATE)
         for channel in channels:
             channel.state = ChannelState.PAUSED

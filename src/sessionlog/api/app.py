@@ -14,7 +14,17 @@ from fastapi import FastAPI
 
 import sessionlog
 from sessionlog.api.problems import install_problem_handlers
-from sessionlog.api.routes import clients, devices, health, limits, programs, sessions, users
+from sessionlog.api.routes import (
+    clients,
+    devices,
+    health,
+    limits,
+    live,
+    programs,
+    sessions,
+    users,
+)
+from sessionlog.sessions.live import LiveSessions
 from sessionlog.settings import Settings
 from sessionlog.store.database import make_engine
 from sessionlog.store.migrations import ensure_migrated
@@ -38,7 +48,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             ensure_migrated(engine, auto_migrate=settings.should_auto_migrate)
             app.state.engine = engine
-            yield
+            live_sessions = LiveSessions(engine, settings)
+            live_sessions.recover_interrupted()
+            app.state.live_sessions = live_sessions
+            try:
+                yield
+            finally:
+                live_sessions.shutdown()
         finally:
             engine.dispose()
 
@@ -53,6 +69,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_problem_handlers(app)
-    for module in (health, users, clients, devices, programs, sessions, limits):
+    for module in (health, users, clients, devices, programs, sessions, limits, live):
         app.include_router(module.router, prefix=API_PREFIX)
     return app

@@ -179,5 +179,7 @@ def to_public(db: Session, session: TreatmentSession) -> SessionPublic:
             max_current_density_ma_cm2=session.dose_max_current_density_ma_cm2,
             max_power_density_w_cm2=session.dose_max_power_density_w_cm2,
         ),
+        end_reason=session.end_reason,
+        link_errors=session.link_errors,
         created_at=session.created_at,
     )

@@ -156,6 +156,9 @@ class TreatmentSession(SQLModel, table=True):
     dose_on_time_s: float | None = None
     dose_max_current_density_ma_cm2: float | None = None
     dose_max_power_density_w_cm2: float | None = None
+    end_reason: str | None = Field(default=None, sa_type=sa.Text)
+    link_errors: dict[str, int] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+    """Counts of malformed frames, reply timeouts and refusals seen on the device link."""
     created_at: datetime = _created_at()
 
 
@@ -187,12 +190,20 @@ class SessionChannel(SQLModel, table=True):
 
 
 class SessionEvent(SQLModel, table=True):
-    """Something that happened in a session. Append-only: the database refuses UPDATE and DELETE."""
+    """Something that happened in a session. Append-only: the database refuses UPDATE and DELETE.
+
+    Events of a live session carry the recorder's sequence number, so a batch replayed from the
+    local spool after a database outage is written once and never twice.
+    """
 
     __tablename__ = "session_event"
+    __table_args__ = (
+        sa.UniqueConstraint("session_id", "seq", name="uq_session_event_session_seq"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     session_id: int = Field(foreign_key="session.id", index=True)
+    seq: int | None = None
     kind: str = Field(max_length=32)
     occurred_at: datetime = Field(sa_type=UTCDateTime)
     recorded_at: datetime = _created_at()
@@ -200,7 +211,31 @@ class SessionEvent(SQLModel, table=True):
     payload: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
 
 
-APPEND_ONLY_TABLES = ("session_event",)
+class TelemetryBlock(SQLModel, table=True):
+    """About a second of one channel's telemetry, packed: one row per block, not per sample.
+
+    ``offsets_ms``, ``current_ua`` and ``impedance_ohm`` are little-endian int32 arrays of ``n``
+    values; a sample's time is ``t0 + offsets_ms[i]``. Append-only, like the events.
+    """
+
+    __tablename__ = "telemetry_block"
+    __table_args__ = (
+        sa.UniqueConstraint("session_id", "seq", name="uq_telemetry_block_session_seq"),
+        sa.CheckConstraint("n > 0", name="not_empty"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: int = Field(foreign_key="session.id", index=True)
+    seq: int
+    channel: int
+    t0: datetime = Field(sa_type=UTCDateTime)
+    n: int
+    offsets_ms: bytes = Field(sa_type=sa.LargeBinary)
+    current_ua: bytes = Field(sa_type=sa.LargeBinary)
+    impedance_ohm: bytes = Field(sa_type=sa.LargeBinary)
+
+
+APPEND_ONLY_TABLES = ("session_event", "telemetry_block")
 """Tables whose rows may never change or disappear; migrations install triggers that enforce it."""
 
 __all__ = [
@@ -214,6 +249,7 @@ __all__ = [
     "SessionChannel",
     "SessionEvent",
     "Side",
+    "TelemetryBlock",
     "TreatmentSession",
     "User",
 ]

@@ -208,6 +208,14 @@ def test_pause_brings_output_to_zero_and_resume_restores_it(host) -> None:
     assert host.emulator.output_amplitude_ua(0) == 15_000
 
 
+def test_pausing_a_paused_channel_is_accepted_and_changes_nothing(host) -> None:
+    host.reply(ems())
+    host.reply(Start(1))
+    assert host.reply(Pause(1)) == Ack(Command.PAUSE)
+    assert host.reply(Pause(1)) == Ack(Command.PAUSE)
+    assert host.emulator.channel_state(0) is ChannelState.PAUSED
+
+
 def test_pause_of_idle_and_resume_of_running_are_wrong_state(host) -> None:
     host.reply(ems())
     assert host.reply(Pause(1)) == nak(Command.PAUSE, ErrorCode.WRONG_STATE)

@@ -1,0 +1,389 @@
+"""Live sessions over HTTP: connect devices, create a session from a plan, run it, watch it.
+
+The routes are thin: the limits engine decides, ``LiveSessions`` and its runners act, the recorder
+writes. A refused plan or intensity step is a 422 problem whose ``errors`` name each violated field
+and whose ``verdict`` member carries the full verdict; state conflicts (resume a running session) are
+409 problems. The live stream is Server-Sent Events of state changes and telemetry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, Field, model_validator
+
+from sessionlog.api.deps import PathId, SessionDep
+from sessionlog.api.problems import PROBLEM_RESPONSES, FieldError, problem_response
+from sessionlog.api.routes.crud import fetch
+from sessionlog.api.routes.limits import verdict_public
+from sessionlog.errors import RecordNotFoundError
+from sessionlog.fields import Code, LongText, RecordId, ShortText
+from sessionlog.hal import HalError
+from sessionlog.safety import ContraindicationOverride, StimulationPlan, Verdict, WarningCode
+from sessionlog.safety.plan import current_to_ua
+from sessionlog.schemas import DevicePublic, VerdictPublic
+from sessionlog.sessions import telemetry as telemetry_store
+from sessionlog.sessions.live import LiveSessions, PlanRefusedError
+from sessionlog.sessions.runner import SessionRunner, SessionStateError
+from sessionlog.store.models import Device, TreatmentSession
+
+router = APIRouter(tags=["live sessions"], responses=PROBLEM_RESPONSES)
+
+
+def live_sessions(request: Request) -> LiveSessions:
+    sessions: LiveSessions = request.app.state.live_sessions
+    return sessions
+
+
+# ---------------------------------------------------------------------------- models
+
+
+class ConnectRequest(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    driver: Code = Field(examples=["simulated"])
+    url: ShortText = Field(
+        examples=["sim://?channels=2", "/dev/ttyUSB0", "socket://127.0.0.1:7000"]
+    )
+
+
+class ConnectionPublic(BaseModel):
+    device: DevicePublic
+    url: str
+    state: str
+    fault_reason: str | None
+
+
+class LiveSessionCreate(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    client_id: RecordId
+    practitioner_id: RecordId
+    device_id: RecordId
+    program_id: RecordId | None = None
+    plan: StimulationPlan
+    overrides: list[ContraindicationOverride] = Field(default_factory=list, max_length=20)
+    acknowledged_warnings: list[WarningCode] = Field(default_factory=list, max_length=20)
+
+
+class LiveStatus(BaseModel):
+    session_id: int
+    state: str
+    elapsed_s: float
+    remaining_s: float
+    target_ua: dict[int, int]
+    output_ua: dict[int, int]
+    last_current_ua: dict[int, int]
+    last_impedance_ohm: dict[int, int]
+    end_reason: str | None
+    device_state: str
+
+
+class LiveSessionCreated(BaseModel):
+    session_id: int
+    verdict: VerdictPublic
+    status: LiveStatus
+
+
+class IntensityChange(BaseModel):
+    """A new target amplitude for one channel; the unit is explicit, as everywhere."""
+
+    model_config = {"extra": "forbid"}
+
+    channel: int = Field(ge=1, le=64)
+    amplitude_ua: int = Field(ge=0, le=1_000_000, description="Or give amplitude_ma instead.")
+    acknowledged_warnings: list[WarningCode] = Field(default_factory=list, max_length=20)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _explicit_unit(cls, data: Any) -> Any:
+        return current_to_ua(data, "amplitude") if isinstance(data, dict) else data
+
+
+class LiveNote(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    text: LongText = Field(min_length=1)
+
+
+class TelemetrySeries(BaseModel):
+    channel: int
+    t_s: list[float] = Field(description="Seconds since the first sample of the session")
+    current_ua: list[float]
+    impedance_ohm: list[float]
+    samples: int = Field(description="Samples stored before downsampling")
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _status(runner: SessionRunner) -> LiveStatus:
+    snapshot = runner.snapshot()
+    return LiveStatus(
+        session_id=snapshot.session_id,
+        state=snapshot.state.value,
+        elapsed_s=round(snapshot.elapsed_s, 3),
+        remaining_s=round(snapshot.remaining_s, 3),
+        target_ua=snapshot.target_ua,
+        output_ua=snapshot.output_ua,
+        last_current_ua=snapshot.last_current_ua,
+        last_impedance_ohm=snapshot.last_impedance_ohm,
+        end_reason=snapshot.end_reason,
+        device_state=runner.driver.state.value,
+    )
+
+
+def _refused(request: Request, verdict: Verdict, title: str) -> JSONResponse:
+    errors = [
+        FieldError(field=f"plan.{v.field}", reason=v.message, location="body")
+        for v in verdict.violations
+    ]
+    errors += [
+        FieldError(
+            field=f"plan.{w.field}", reason=f"{w.message} (acknowledge {w.code})", location="body"
+        )
+        for w in verdict.warnings
+        if not w.acknowledged
+    ]
+    response = problem_response(
+        request, 422, title, detail="; ".join(verdict.reasons), kind="plan-refused", errors=errors
+    )
+    body = json.loads(bytes(response.body))
+    body["verdict"] = verdict_public(verdict).model_dump(mode="json")
+    return JSONResponse(body, status_code=422, media_type=response.media_type)
+
+
+def _conflict(request: Request, error: Exception) -> JSONResponse:
+    return problem_response(
+        request, 409, "Not possible in the session's state", detail=str(error), kind="state"
+    )
+
+
+def _device_fault(request: Request, error: HalError) -> JSONResponse:
+    return problem_response(
+        request, 409, "Device fault: output stopped", detail=str(error), kind="device-fault"
+    )
+
+
+def _actor(db: SessionDep, session_id: int) -> int:
+    """Until sign-in exists, actions are attributed to the session's practitioner."""
+    return fetch(db, TreatmentSession, "session", session_id).practitioner_id
+
+
+# ---------------------------------------------------------------------------- devices
+
+
+@router.post("/connections", status_code=status.HTTP_201_CREATED, response_model=ConnectionPublic)
+def connect_device(data: ConnectRequest, request: Request, db: SessionDep) -> Any:
+    """Open a device with a driver; its record is created or refreshed from what it reports."""
+    try:
+        device, connection = live_sessions(request).connect(data.driver, data.url)
+    except HalError as error:
+        return problem_response(
+            request,
+            422,
+            "Device could not be connected",
+            detail=str(error),
+            kind="device-connect",
+            errors=[FieldError(field="url", reason=str(error), location="body")],
+        )
+    return ConnectionPublic(
+        device=DevicePublic.model_validate(device),
+        url=connection.url,
+        state=connection.driver.state.value,
+        fault_reason=connection.driver.fault_reason,
+    )
+
+
+@router.get("/connections", response_model=list[ConnectionPublic])
+def list_connections(request: Request, db: SessionDep) -> list[ConnectionPublic]:
+    return [
+        ConnectionPublic(
+            device=DevicePublic.model_validate(fetch(db, Device, "device", c.device_id)),
+            url=c.url,
+            state=c.driver.state.value,
+            fault_reason=c.driver.fault_reason,
+        )
+        for c in live_sessions(request).connections()
+    ]
+
+
+@router.delete("/connections/{device_id}", status_code=status.HTTP_204_NO_CONTENT)
+def disconnect_device(device_id: PathId, request: Request) -> None:
+    live_sessions(request).disconnect(device_id)
+
+
+# ---------------------------------------------------------------------------- sessions
+
+
+@router.post(
+    "/sessions/live", status_code=status.HTTP_201_CREATED, response_model=LiveSessionCreated
+)
+def create_live_session(data: LiveSessionCreate, request: Request) -> Any:
+    """Approve a plan against every layer for a connected device and create the planned session.
+
+    A refusal is a 422 problem whose `errors` name each violated field and whose `verdict` member
+    carries the verdict; warnings must be listed in `acknowledged_warnings` to be accepted.
+    """
+    manager = live_sessions(request)
+    try:
+        session_id, verdict = manager.create(
+            client_id=data.client_id,
+            practitioner_id=data.practitioner_id,
+            device_id=data.device_id,
+            program_id=data.program_id,
+            plan=data.plan,
+            overrides=data.overrides,
+            acknowledged_warnings=frozenset(data.acknowledged_warnings),
+        )
+    except PlanRefusedError as refused:
+        return _refused(request, refused.verdict, "Plan refused by the limits engine")
+    return LiveSessionCreated(
+        session_id=session_id,
+        verdict=verdict_public(verdict),
+        status=_status(manager.runner(session_id)),
+    )
+
+
+@router.get("/sessions/{session_id}/live", response_model=LiveStatus)
+def live_status(session_id: PathId, request: Request) -> LiveStatus:
+    return _status(live_sessions(request).runner(session_id))
+
+
+def _act(request: Request, db: SessionDep, session_id: int, action: str) -> Any:
+    runner = live_sessions(request).runner(session_id)
+    actor = _actor(db, session_id)
+    try:
+        getattr(runner, action)(actor_id=actor)
+    except SessionStateError as error:
+        return _conflict(request, error)
+    except HalError as error:
+        return _device_fault(request, error)
+    return _status(runner)
+
+
+@router.post("/sessions/{session_id}/start", response_model=LiveStatus)
+def start_session(session_id: PathId, request: Request, db: SessionDep) -> Any:
+    return _act(request, db, session_id, "start")
+
+
+@router.post("/sessions/{session_id}/pause", response_model=LiveStatus)
+def pause_session(session_id: PathId, request: Request, db: SessionDep) -> Any:
+    return _act(request, db, session_id, "pause")
+
+
+@router.post("/sessions/{session_id}/resume", response_model=LiveStatus)
+def resume_session(session_id: PathId, request: Request, db: SessionDep) -> Any:
+    return _act(request, db, session_id, "resume")
+
+
+@router.post("/sessions/{session_id}/stop", response_model=LiveStatus)
+def stop_session(session_id: PathId, request: Request, db: SessionDep) -> Any:
+    return _act(request, db, session_id, "stop")
+
+
+@router.post("/sessions/{session_id}/emergency-stop", response_model=LiveStatus)
+def emergency_stop_session(session_id: PathId, request: Request, db: SessionDep) -> Any:
+    """Stop output at once; this never waits for a command in flight and never fails."""
+    return _act(request, db, session_id, "emergency_stop")
+
+
+@router.post("/sessions/{session_id}/intensity", response_model=LiveStatus)
+def change_intensity(
+    session_id: PathId, data: IntensityChange, request: Request, db: SessionDep
+) -> Any:
+    """Re-approve and apply a new target amplitude for one channel (ramping towards it)."""
+    runner = live_sessions(request).runner(session_id)
+    try:
+        verdict = runner.change_intensity(
+            data.channel,
+            data.amplitude_ua,
+            actor_id=_actor(db, session_id),
+            acknowledged_warnings=frozenset(data.acknowledged_warnings),
+        )
+    except SessionStateError as error:
+        return _conflict(request, error)
+    except ValueError as error:
+        return problem_response(
+            request,
+            422,
+            "Request validation failed",
+            detail=str(error),
+            kind="validation",
+            errors=[FieldError(field="channel", reason=str(error), location="body")],
+        )
+    if verdict.approved_plan is None:
+        return _refused(request, verdict, "Intensity change refused by the limits engine")
+    return _status(runner)
+
+
+@router.post(
+    "/sessions/{session_id}/live-notes",
+    status_code=status.HTTP_201_CREATED,
+    response_model=LiveStatus,
+)
+def live_note(session_id: PathId, data: LiveNote, request: Request, db: SessionDep) -> LiveStatus:
+    runner = live_sessions(request).runner(session_id)
+    runner.note(data.text, actor_id=_actor(db, session_id))
+    return _status(runner)
+
+
+@router.get("/sessions/{session_id}/stream")
+async def stream_session(session_id: PathId, request: Request) -> StreamingResponse:
+    """Server-Sent Events: `state`, `telemetry` and `intensity` messages, and a `status` each second."""
+    runner = live_sessions(request).runner(session_id)
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
+
+    def deliver(message: dict[str, Any]) -> None:
+        def put() -> None:
+            if not queue.full():
+                queue.put_nowait(message)
+
+        loop.call_soon_threadsafe(put)
+
+    unsubscribe = runner.subscribe(deliver)
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            yield f"event: status\ndata: {_status(runner).model_dump_json()}\n\n"
+            while True:
+                if await request.is_disconnected():
+                    return
+                try:
+                    message = await asyncio.wait_for(queue.get(), timeout=1.0)
+                except TimeoutError:
+                    status_now = _status(runner)
+                    yield f"event: status\ndata: {status_now.model_dump_json()}\n\n"
+                    if status_now.state in ("completed", "stopped", "aborted"):
+                        return
+                    continue
+                yield f"event: {message['type']}\ndata: {json.dumps(message)}\n\n"
+        finally:
+            unsubscribe()
+
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+    )
+
+
+@router.get("/sessions/{session_id}/telemetry", response_model=list[TelemetrySeries])
+def session_telemetry(
+    session_id: PathId,
+    db: SessionDep,
+    max_points: Annotated[
+        int, Query(ge=2, le=100_000, description="Per channel, after downsampling")
+    ] = 1000,
+) -> list[TelemetrySeries]:
+    """The stored telemetry of a session as arrays per channel, averaged into at most `max_points`."""
+    if db.get(TreatmentSession, session_id) is None:
+        raise RecordNotFoundError("session", session_id)
+    return [
+        TelemetrySeries(**series)
+        for series in telemetry_store.series(db, session_id, max_points=max_points)
+    ]

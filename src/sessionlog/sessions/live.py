@@ -1,0 +1,323 @@
+"""Live sessions in one service: connected devices, their runners, and what survives a restart.
+
+``LiveSessions`` is the one owner of every open driver and every running session in the process, so
+several devices can run sessions at once and shutting the service down stops every output first. At
+start-up, sessions that a previous process left planned, running or paused are marked interrupted
+(their events and telemetry up to the last flush are kept, and anything still in the spool is
+written), because no runner survives its process and the device's own watchdog has stopped it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import col, select
+
+from sessionlog.errors import ConflictError, InvalidFieldError, RecordNotFoundError
+from sessionlog.hal import Driver, DriverState, HalError, open_device
+from sessionlog.safety import ContraindicationOverride, StimulationPlan, Verdict
+from sessionlog.sessions.approval import ENGINE, client_context, site_policy
+from sessionlog.sessions.recorder import SessionRecorder
+from sessionlog.sessions.runner import ENDED, RunState, SessionRunner
+from sessionlog.settings import Settings
+from sessionlog.store import repository
+from sessionlog.store.database import session_scope
+from sessionlog.store.models import Client, Device, Program, SessionChannel, TreatmentSession, User
+
+logger = logging.getLogger(__name__)
+
+UNFINISHED = ("planned", "running", "paused")
+
+
+class PlanRefusedError(Exception):
+    """The limits engine refused the plan; the verdict says why."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__("; ".join(verdict.reasons))
+        self.verdict = verdict
+
+
+@dataclass(frozen=True)
+class Connection:
+    device_id: int
+    url: str
+    driver: Driver
+
+
+class LiveSessions:
+    """Owns the connected drivers and running sessions of this process."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._connections: dict[int, Connection] = {}
+        self._runners: dict[int, SessionRunner] = {}
+        self.spool_dir = Path(settings.data_dir) / "spool"
+
+    # ------------------------------------------------------------------ devices
+
+    def connect(self, driver_name: str, url: str) -> tuple[Device, Connection]:
+        """Open and identify a device; its record is created or refreshed from what it reports."""
+        with self._lock:
+            for connection in self._connections.values():
+                if connection.url == url and connection.driver.state is not DriverState.CLOSED:
+                    raise ConflictError(
+                        "url", f"{url} is already connected as device {connection.device_id}"
+                    )
+        driver = open_device(url, driver=driver_name)
+        identity = driver.identity
+        try:
+            with session_scope(self._engine) as db:
+                device = db.exec(
+                    select(Device).where(
+                        Device.driver == driver_name, Device.serial_number == identity.serial_number
+                    )
+                ).first()
+                values: dict[str, Any] = {
+                    "model": identity.model,
+                    "firmware_version": identity.firmware_version,
+                    "capabilities": driver.capabilities.model_dump(mode="json"),
+                }
+                if device is None:
+                    device = repository.add(
+                        db,
+                        Device(driver=driver_name, serial_number=identity.serial_number, **values),
+                    )
+                else:
+                    device = repository.update_versioned(db, device, values)
+        except BaseException:
+            driver.close()
+            raise
+        assert device.id is not None
+        connection = Connection(device_id=device.id, url=url, driver=driver)
+        with self._lock:
+            previous = self._connections.get(device.id)
+            if previous is not None and previous.driver.state is not DriverState.CLOSED:
+                driver.close()
+                raise ConflictError(
+                    "url", f"device {device.id} is already connected on {previous.url}"
+                )
+            self._connections[device.id] = connection
+        return device, connection
+
+    def connections(self) -> list[Connection]:
+        with self._lock:
+            return list(self._connections.values())
+
+    def connection(self, device_id: int) -> Connection:
+        with self._lock:
+            found = self._connections.get(device_id)
+        if found is None or found.driver.state is DriverState.CLOSED:
+            raise InvalidFieldError("device_id", f"device {device_id} is not connected")
+        return found
+
+    def disconnect(self, device_id: int) -> None:
+        with self._lock:
+            connection = self._connections.get(device_id)
+            busy = [
+                runner
+                for runner in self._runners.values()
+                if connection is not None
+                and runner.driver is connection.driver
+                and runner.state not in ENDED
+            ]
+            if busy:
+                raise ConflictError(
+                    "device_id", f"device {device_id} is running session {busy[0].session_id}"
+                )
+            connection = self._connections.pop(device_id, None)
+        if connection is None:
+            raise RecordNotFoundError("connection", device_id)
+        connection.driver.close()
+
+    # ------------------------------------------------------------------ sessions
+
+    def create(
+        self,
+        *,
+        client_id: int,
+        practitioner_id: int,
+        device_id: int,
+        plan: StimulationPlan,
+        program_id: int | None = None,
+        overrides: Sequence[ContraindicationOverride] = (),
+        acknowledged_warnings: frozenset[str] = frozenset(),
+    ) -> tuple[int, Verdict]:
+        """Approve the plan against every layer and, if approved, create the planned session."""
+        connection = self.connection(device_id)
+        with session_scope(self._engine) as db:
+            client = repository.get(db, Client, client_id)
+            if client is None:
+                raise InvalidFieldError("client_id", f"no client with id {client_id}")
+            if repository.get(db, User, practitioner_id) is None:
+                raise InvalidFieldError("practitioner_id", f"no user with id {practitioner_id}")
+            program = repository.get(db, Program, program_id) if program_id else None
+            if program_id is not None and program is None:
+                raise InvalidFieldError("program_id", f"no program with id {program_id}")
+            verdict = ENGINE.approve(
+                plan,
+                capabilities=connection.driver.capabilities,
+                site_policy=site_policy(self._settings),
+                client=client_context(client, overrides),
+                acknowledged_warnings=acknowledged_warnings,
+            )
+            approved = verdict.approved_plan
+            if approved is None:
+                raise PlanRefusedError(verdict)
+            dose = verdict.dose
+            session = repository.add(
+                db,
+                TreatmentSession(
+                    client_id=client_id,
+                    practitioner_id=practitioner_id,
+                    device_id=device_id,
+                    program_id=program_id,
+                    program_name=plan.program_name or (program.name if program else None),
+                    mode="live",
+                    status="planned",
+                    modality=plan.modality,
+                    body_site=plan.electrode.body_site,
+                    side=plan.electrode.side,
+                    electrode_area_cm2=plan.electrode.area_cm2,
+                    planned_duration_s=plan.duration_s,
+                    dose_max_current_density_ma_cm2=dose.max_current_density_ma_per_cm2,
+                    dose_max_power_density_w_cm2=dose.max_power_density_w_per_cm2,
+                ),
+            )
+            assert session.id is not None
+            for channel in plan.channels:
+                db.add(SessionChannel(session_id=session.id, **channel.model_dump()))
+        recorder = SessionRecorder(self._engine, session.id, spool_dir=self.spool_dir)
+        recorder.event(
+            "approved",
+            {
+                "layers": list(verdict.layers),
+                "acknowledged_warnings": sorted(approved.acknowledged_warnings),
+                "overrides": [o.model_dump(mode="json") for o in verdict.overrides_applied],
+                "device": {
+                    "url": connection.url,
+                    "serial_number": connection.driver.identity.serial_number,
+                },
+            },
+            actor_id=practitioner_id,
+        )
+        runner = SessionRunner(
+            session_id=session.id,
+            driver=connection.driver,
+            approved=approved,
+            recorder=recorder,
+            engine=ENGINE,
+            on_end=self._finish,
+            on_state=self._record_state,
+        )
+        with self._lock:
+            self._runners[session.id] = runner
+        return session.id, verdict
+
+    def runner(self, session_id: int) -> SessionRunner:
+        with self._lock:
+            found = self._runners.get(session_id)
+        if found is None:
+            raise RecordNotFoundError("live session", session_id)
+        return found
+
+    def _record_state(self, runner: SessionRunner, state: RunState) -> None:
+        with session_scope(self._engine) as db:
+            session = db.get(TreatmentSession, runner.session_id)
+            if session is not None and session.status in UNFINISHED:
+                session.status = state.value
+                if state is RunState.RUNNING and session.started_at is None:
+                    session.started_at = datetime.now(UTC)
+                db.add(session)
+
+    def _finish(self, runner: SessionRunner) -> None:
+        """Write how the session ended, its link error counts and the dose actually delivered."""
+        runner.recorder.close()
+        counters = runner.driver.counters
+        planned = runner.plan.dose
+        duration = runner.plan.plan.duration_s
+        delivered_fraction = min(1.0, runner.elapsed_s() / duration) if duration else 0.0
+        try:
+            with session_scope(self._engine) as db:
+                session = db.get(TreatmentSession, runner.session_id)
+                if session is None:
+                    return
+                session.status = runner.state.value
+                session.ended_at = datetime.now(UTC)
+                if session.started_at is None:
+                    session.started_at = session.ended_at
+                session.end_reason = runner.end_reason
+                session.link_errors = {
+                    "malformed_frames": counters.malformed_frames,
+                    "reply_timeouts": counters.reply_timeouts,
+                    "refusals": counters.refusals,
+                    "unmatched_replies": counters.unmatched_replies,
+                    "telemetry_readings": counters.telemetry_readings,
+                }
+                session.dose_total_charge_uc = planned.total_charge_uc * delivered_fraction
+                session.dose_on_time_s = planned.on_time_s * delivered_fraction
+                db.add(session)
+        except Exception:
+            logger.exception("session %s: the end could not be written", runner.session_id)
+
+    # ------------------------------------------------------------------ process lifecycle
+
+    def recover_interrupted(self) -> list[int]:
+        """Mark sessions a previous process left unfinished as interrupted; write their spools."""
+        with session_scope(self._engine) as db:
+            stale = list(
+                db.exec(
+                    select(TreatmentSession).where(
+                        TreatmentSession.mode == "live",
+                        col(TreatmentSession.status).in_(UNFINISHED),
+                    )
+                ).all()
+            )
+            for session in stale:
+                session.end_reason = (
+                    f"the service stopped while the session was {session.status}; "
+                    "found at the next start"
+                )
+                session.status = "interrupted"
+                session.ended_at = session.ended_at or datetime.now(UTC)
+                db.add(session)
+        recovered = []
+        for session in stale:
+            assert session.id is not None
+            recorder = SessionRecorder(self._engine, session.id, spool_dir=self.spool_dir)
+            recorder.event(
+                "state_changed",
+                {"from": "unknown", "to": "interrupted", "reason": "service restart"},
+            )
+            recorder.close()
+            recovered.append(session.id)
+        if recovered:
+            logger.warning("sessions marked interrupted at start-up: %s", recovered)
+        return recovered
+
+    def shutdown(self) -> None:
+        """Stop every output and close every device: nothing keeps stimulating without a host."""
+        with self._lock:
+            runners = list(self._runners.values())
+            connections = list(self._connections.values())
+            self._connections.clear()
+        for runner in runners:
+            if runner.state not in ENDED:
+                try:
+                    runner.emergency_stop()
+                except HalError as error:
+                    logger.error(
+                        "session %s: stop at shutdown failed: %s", runner.session_id, error
+                    )
+                runner.wait_until_ended(2)
+            runner.recorder.close()
+        for connection in connections:
+            connection.driver.close()

@@ -1,0 +1,55 @@
+"""Reading a session's stored telemetry back as plot-ready arrays.
+
+Blocks are unpacked in the order they were recorded and, when a channel has more samples than the
+caller wants to draw, averaged into equal-count buckets, so a one-hour session comes back as a few
+hundred points per channel without the caller seeing the block layout.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from sessionlog.sessions.recorder import unpack_int32
+from sessionlog.store.models import TelemetryBlock
+
+
+def _downsample(values: list[float], max_points: int) -> list[float]:
+    if len(values) <= max_points:
+        return values
+    size = len(values) / max_points
+    out = []
+    for index in range(max_points):
+        bucket = values[round(index * size) : round((index + 1) * size)]
+        out.append(sum(bucket) / len(bucket))
+    return out
+
+
+def series(db: Session, session_id: int, *, max_points: int) -> list[dict[str, Any]]:
+    blocks = db.exec(
+        select(TelemetryBlock)
+        .where(TelemetryBlock.session_id == session_id)
+        .order_by(col(TelemetryBlock.seq))
+    ).all()
+    if not blocks:
+        return []
+    start: datetime = min(block.t0 for block in blocks)
+    channels: dict[int, dict[str, list[float]]] = {}
+    for block in blocks:
+        data = channels.setdefault(
+            block.channel, {"t_s": [], "current_ua": [], "impedance_ohm": []}
+        )
+        base_s = (block.t0 - start).total_seconds()
+        data["t_s"] += [base_s + offset / 1000 for offset in unpack_int32(block.offsets_ms)]
+        data["current_ua"] += [float(v) for v in unpack_int32(block.current_ua)]
+        data["impedance_ohm"] += [float(v) for v in unpack_int32(block.impedance_ohm)]
+    return [
+        {
+            "channel": channel,
+            "samples": len(data["t_s"]),
+            **{name: _downsample(values, max_points) for name, values in data.items()},
+        }
+        for channel, data in sorted(channels.items())
+    ]
