@@ -256,3 +256,14 @@ def test_electrode_off_is_reported_without_a_host_fault(running: Driver) -> None
     assert not reports[0].stops_output
     assert running.state is DriverState.RUNNING
     assert emulator_of(running).output_amplitude_ua(0) == 0
+
+
+def test_a_lost_reply_to_an_idempotent_command_is_retried_not_fatal(running: Driver) -> None:
+    emulator = emulator_of(running)
+    emulator.faults.drop_rate = 1.0
+    assert wait_until(lambda: running.counters.reply_timeouts >= 1)
+    emulator.faults.drop_rate = 0.0
+    time.sleep(0.6)
+    assert running.state is DriverState.RUNNING
+    assert running.counters.retried_requests >= 1
+    assert emulator.output_active

@@ -45,16 +45,20 @@ def test_socket_peer_closing_is_a_disconnect() -> None:
     server.listen(1)
     port = server.getsockname()[1]
 
+    greeting_read = threading.Event()
+
     def accept_then_close() -> None:
         connection, _ = server.accept()
         connection.sendall(b"hi")
+        greeting_read.wait(timeout=5)
         connection.close()
 
     thread = threading.Thread(target=accept_then_close)
     thread.start()
     try:
         with SerialTransport(f"socket://127.0.0.1:{port}") as transport:
-            assert transport.read_exact(2, timeout_s=2) == b"hi"
+            assert transport.read_exact(2, timeout_s=10) == b"hi"
+            greeting_read.set()
             thread.join(timeout=2)
 
             def drain() -> None:

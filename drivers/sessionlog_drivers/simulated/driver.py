@@ -24,6 +24,9 @@ from sessionlog.safety.plan import Modality, PhaseType, Polarity, StimulationPla
 from sessionlog_drivers.simulated import URL_HANDLER_PACKAGE
 from sessionlog_drivers.simulated import protocol as wire
 
+IDEMPOTENT_RETRIES = 2
+"""Times an idempotent command is sent again when its reply is lost or damaged on the line."""
+
 EMERGENCY_STOP_SEQ = 0xFF
 """Reserved for the pre-encoded emergency stop, so its late acknowledgement never matches a request."""
 
@@ -69,14 +72,21 @@ class SimulatedDriver(Driver):
         self._stop_frame = wire.encode_frame(wire.Frame(EMERGENCY_STOP_SEQ, wire.EmergencyStop()))
         self._device_identity: wire.Identity | None = None
 
-    def _send(self, message: wire.Message, operation: str) -> Reply:
+    def _frame(self, message: wire.Message) -> tuple[bytes, int]:
         seq = next(self._sequence)
-        return self._request(wire.encode_frame(wire.Frame(seq, message)), seq, operation)
+        return wire.encode_frame(wire.Frame(seq, message)), seq
+
+    def _send(self, message: wire.Message, operation: str, *, idempotent: bool = False) -> Reply:
+        if idempotent:
+            return self._request_idempotent(
+                lambda: self._frame(message), operation, retries=IDEMPOTENT_RETRIES
+            )
+        return self._request(*self._frame(message), operation)
 
     # -- handshake and description
 
     def _identify(self) -> DeviceIdentity:
-        reply = self._send(wire.Identify(), "identify")
+        reply = self._send(wire.Identify(), "identify", idempotent=True)
         identity = reply.payload
         if not isinstance(identity, wire.Identity):
             raise ValueError(f"identify was answered with {type(identity).__name__}")
@@ -166,25 +176,30 @@ class SimulatedDriver(Driver):
                     polarity=_POLARITIES[channel.polarity],
                 ),
                 f"configure channel {channel.channel}",
+                idempotent=True,
             )
 
     def _start(self, plan: StimulationPlan) -> None:
         self._send(wire.Start(self._channels_in_plan), "start")
 
     def _set_amplitude(self, plan: StimulationPlan, channel: int, amplitude_ua: int) -> None:
-        self._send(wire.SetAmplitude(channel - 1, amplitude_ua), f"set channel {channel} amplitude")
+        self._send(
+            wire.SetAmplitude(channel - 1, amplitude_ua),
+            f"set channel {channel} amplitude",
+            idempotent=True,
+        )
 
     def _pause(self) -> None:
-        self._send(wire.Pause(self._channels_in_plan), "pause")
+        self._send(wire.Pause(self._channels_in_plan), "pause", idempotent=True)
 
     def _resume(self) -> None:
         self._send(wire.Resume(self._channels_in_plan), "resume")
 
     def _stop(self) -> None:
-        self._send(wire.Stop(), "stop")
+        self._send(wire.Stop(), "stop", idempotent=True)
 
     def _emergency_stop_frame(self) -> bytes:
         return self._stop_frame
 
     def _send_heartbeat(self) -> None:
-        self._send(wire.Heartbeat(), "heartbeat")
+        self._send(wire.Heartbeat(), "heartbeat", idempotent=True)

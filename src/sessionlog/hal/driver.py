@@ -103,6 +103,7 @@ class LinkCounters:
     reply_timeouts: int = 0
     refusals: int = 0
     unmatched_replies: int = 0
+    retried_requests: int = 0
     telemetry_readings: int = 0
 
 
@@ -172,6 +173,15 @@ class Driver(ABC):
         """Turn received bytes into messages; keep partial frames for the next call; never raise
         on garbage, count it in ``self.counters.malformed_frames`` instead."""
 
+    def _check_encodable(self, plan: StimulationPlan) -> None:
+        """Raise ``PlanNotEncodableError`` if the wire format cannot carry ``plan`` exactly.
+
+        Called before anything is written, so a plan the device cannot express is a refusal, not
+        a fault. Ramps and on/off duty cycles are never a reason: the session runner drives them
+        through ``set_amplitude``, so a driver ignores those fields. Most wire formats carry every
+        approved plan: the default accepts it."""
+        return
+
     @abstractmethod
     def _apply(self, plan: StimulationPlan) -> None:
         """Send the (approved) parameters of every channel to the device, output off."""
@@ -202,7 +212,13 @@ class Driver(ABC):
     # ------------------------------------------------------------------ services for a driver
 
     def _request(self, frame: bytes, key: Hashable, operation: str) -> Reply:
-        """Write ``frame`` and wait for the reply with ``key``; a refusal or timeout raises."""
+        """Write ``frame`` and wait for the reply with ``key``; a refusal or timeout raises.
+
+        Nothing is written once the driver has faulted or closed: a command that was split over
+        several frames stops at the fault instead of carrying on as if nothing happened.
+        """
+        if self._state in (DriverState.FAULTED, DriverState.CLOSED):
+            raise DeviceFaultError(self._fault_reason or f"driver is {self._state}")
         waiter = _Waiter()
         with self._waiters_lock:
             self._waiters[key] = waiter
@@ -222,6 +238,26 @@ class Driver(ABC):
             self.counters.refusals += 1
             raise DeviceRefusedError(operation, reply.code, reply.reason or "refused")
         return reply
+
+    def _request_idempotent(
+        self, build: Callable[[], tuple[bytes, Hashable]], operation: str, *, retries: int = 2
+    ) -> Reply:
+        """``_request`` for commands whose repetition has the effect of doing them once
+        (heartbeat, configure, set amplitude, pause, stop): when the reply is lost or damaged on
+        the line, the command is sent again, as a new frame with a new key, so that a late reply to
+        an earlier attempt never counts as a timely answer. ``build`` makes one attempt's frame."""
+        for attempt in range(retries + 1):
+            frame, key = build()
+            try:
+                return self._request(frame, key, operation)
+            except ReplyTimeoutError:
+                if attempt == retries:
+                    raise
+                self.counters.retried_requests += 1
+                logger.warning(
+                    "%s: no reply to %s, sending it again", self._transport.url, operation
+                )
+        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ public interface
 
@@ -286,6 +322,7 @@ class Driver(ABC):
     def apply(self, approved: ApprovedPlan) -> None:
         """Load an approved plan's parameters; output stays off until ``start``."""
         self._check_approval(approved)
+        self._check_encodable(approved.plan)
         allowed = {DriverState.READY, DriverState.CONFIGURED, DriverState.STOPPED}
         self._command(
             "apply plan", allowed, lambda: self._apply(approved.plan), DriverState.CONFIGURED
@@ -311,6 +348,7 @@ class Driver(ABC):
                 f"the approved change alters more than channel {channel}'s amplitude"
             )
         amplitude_ua = approved.plan.channel(channel).amplitude_ua
+        self._check_encodable(approved.plan)
         self._command(
             f"set channel {channel} to {amplitude_ua} µA",
             OUTPUT_STATES,

@@ -67,3 +67,10 @@ class PlanNotApprovedError(HalError):
 
 class InvalidStateError(HalError):
     """The command does not fit the driver's state (e.g. start before a plan was applied)."""
+
+
+class PlanNotEncodableError(HalError):
+    """An approved plan that this device's wire format cannot carry exactly (nothing is rounded).
+
+    Raised before anything is written; the driver stays usable, since nothing went wrong on the
+    device, and the plan must be changed."""

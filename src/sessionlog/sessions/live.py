@@ -260,6 +260,7 @@ class LiveSessions:
                     "reply_timeouts": counters.reply_timeouts,
                     "refusals": counters.refusals,
                     "unmatched_replies": counters.unmatched_replies,
+                    "retried_requests": counters.retried_requests,
                     "telemetry_readings": counters.telemetry_readings,
                 }
                 session.dose_total_charge_uc = planned.total_charge_uc * delivered_fraction
