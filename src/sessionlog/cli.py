@@ -198,3 +198,91 @@ def limits_check(
         )
     if not verdict.approved:
         raise typer.Exit(code=1)
+
+
+@app.command()
+def run(
+    device: Annotated[str, typer.Option(help="Serial URL: /dev/ttyUSB0, socket://…, sim://…")],
+    plan_file: Annotated[
+        Path, typer.Option("--plan", help="The stimulation plan (JSON).", exists=True)
+    ],
+    driver: Annotated[str, typer.Option(help="Driver name (see `devices scan`).")] = "simulated",
+    client: Annotated[str, typer.Option(help="Client code (created if new).")] = "C-0001",
+    practitioner: Annotated[
+        str, typer.Option(help="Practitioner username (created if new).")
+    ] = "practitioner",
+    acknowledge: Annotated[
+        list[str] | None, typer.Option(help="A warning code to acknowledge (repeatable).")
+    ] = None,
+) -> None:
+    """Run and record one session on a device with a live view; Ctrl-C stops output, then exits."""
+    from pydantic import ValidationError
+    from rich.console import Console
+
+    from sessionlog.hal import HalError
+    from sessionlog.live_view import run_session
+    from sessionlog.safety import StimulationPlan
+    from sessionlog.sessions.live import PlanRefusedError
+
+    try:
+        plan = StimulationPlan.model_validate_json(plan_file.read_bytes())
+    except ValidationError as error:
+        raise _fail(f"invalid plan:\n{error}") from error
+    try:
+        final = run_session(
+            Settings(),
+            url=device,
+            driver=driver,
+            plan=plan,
+            client_code=client,
+            practitioner=practitioner,
+            acknowledged_warnings=frozenset(acknowledge or ()),
+            console=Console(),
+        )
+    except PlanRefusedError as refused:
+        raise _fail("plan refused:\n  " + "\n  ".join(refused.verdict.reasons)) from refused
+    except HalError as error:
+        raise _fail(str(error)) from error
+    except KeyboardInterrupt:
+        raise typer.Exit(code=130) from None
+    if final != "completed":
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def demo(
+    duration: Annotated[
+        int, typer.Option(help="Length of the demo session in seconds.", min=2)
+    ] = 20,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (0: any free port).")] = None,
+    serve: Annotated[
+        bool, typer.Option(help="Keep serving the API after the demo session.")
+    ] = True,
+) -> None:
+    """Serve the API with a simulated device and run one recorded demo session through it."""
+    from rich.console import Console
+
+    from sessionlog.live_view import run_demo
+
+    settings = Settings()
+    engine = make_engine(settings.effective_database_url)
+    try:
+        migrations.ensure_migrated(engine, auto_migrate=settings.should_auto_migrate)
+    except migrations.DatabaseNotMigratedError as error:
+        raise _fail(str(error)) from error
+    finally:
+        engine.dispose()
+    try:
+        final = run_demo(
+            settings,
+            host=host or settings.host,
+            port=settings.port if port is None else port,
+            serve=serve,
+            duration_s=duration,
+            console=Console(),
+        )
+    except KeyboardInterrupt:
+        raise typer.Exit(code=0) from None
+    if final != "completed":
+        raise typer.Exit(code=1)

@@ -228,3 +228,49 @@ def test_live_stream_sends_state_and_telemetry(api: TestClient, people: dict[str
 def test_actions_on_unknown_sessions_are_404(api: TestClient) -> None:
     assert_problem(api.post("/api/v1/sessions/999/start"), 404)
     assert_problem(api.get("/api/v1/sessions/999/telemetry"), 404)
+
+
+def test_a_low_rate_of_corrupted_frames_is_survived_and_counted(
+    api: TestClient, people: dict[str, int]
+) -> None:
+    device_id = connect(api, "channels=1&seed=12&telemetry_hz=100&corrupt_rate=0.03")
+    session_id = create_session(api, people, device_id, duration_s=3)
+    api.post(f"/api/v1/sessions/{session_id}/start")
+    assert wait_for(lambda: status(api, session_id)["state"] == "completed", timeout_s=10)
+    assert wait_for(
+        lambda: api.get(f"/api/v1/sessions/{session_id}").json()["status"] == "completed"
+    )
+    errors = api.get(f"/api/v1/sessions/{session_id}").json()["link_errors"]
+    assert errors["malformed_frames"] > 0
+    assert errors["telemetry_readings"] > 200
+
+
+def test_a_whole_session_runs_on_the_rehastim2_emulator_through_the_api(
+    api: TestClient, people: dict[str, int]
+) -> None:
+    response = api.post(
+        "/api/v1/connections", json={"driver": "rehastim2", "url": "rehastim2://?seed=1"}
+    )
+    assert response.status_code == 201, response.text
+    device_id = response.json()["device"]["id"]
+    assert response.json()["device"]["model"].startswith("RehaStim")
+    session_id = create_session(
+        api, people, device_id, duration_s=2, channel={"frequency_hz": 40, "ramp_up_s": 0.5}
+    )
+    assert api.post(f"/api/v1/sessions/{session_id}/start").status_code == 200
+    changed = api.post(
+        f"/api/v1/sessions/{session_id}/intensity", json={"channel": 1, "amplitude_ma": 22}
+    )
+    assert changed.status_code == 200, changed.text
+    assert wait_for(lambda: status(api, session_id)["state"] == "completed", timeout_s=10)
+    assert wait_for(
+        lambda: api.get(f"/api/v1/sessions/{session_id}").json()["status"] == "completed"
+    )
+    microcurrent = live_plan(
+        modality="microcurrent", channel={"amplitude_ua": 300, "amplitude_ma": None}
+    )
+    refused = api.post(
+        "/api/v1/sessions/live", json={**people, "device_id": device_id, "plan": microcurrent}
+    )
+    problem = assert_problem(refused, 422)
+    assert any(e["code"] == "modality_unsupported" for e in problem["verdict"]["violations"])

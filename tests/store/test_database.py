@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 
 from sessionlog.store.database import make_engine, normalise_url, session_scope
 from sessionlog.store.models import Client, SessionEvent
+from tests.rows import insert_session
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: object) -> None:
@@ -53,45 +54,13 @@ def test_unknown_reference_is_refused_by_the_database(engine: Engine) -> None:
 
 
 def _insert_event(engine: Engine) -> int:
-    with engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO app_user (username, display_name, role, active, created_at, "
-                "updated_at, version) VALUES ('p', 'P', 'practitioner', true, :t, :t, 1)"
-            ),
-            {"t": datetime.now(UTC)},
-        )
-        connection.execute(
-            text(
-                "INSERT INTO client (code, contraindications, created_at, updated_at, version) "
-                "VALUES ('c', '[]', :t, :t, 1)"
-            ),
-            {"t": datetime.now(UTC)},
-        )
-        connection.execute(
-            text(
-                "INSERT INTO device (driver, serial_number, model, created_at, updated_at, version) "
-                "VALUES ('simulated', 'S1', 'Sim', :t, :t, 1)"
-            ),
-            {"t": datetime.now(UTC)},
-        )
-        connection.execute(
-            text(
-                "INSERT INTO session (client_id, practitioner_id, device_id, mode, status, modality, "
-                "body_site, electrode_area_cm2, planned_duration_s, out_of_limits, violations, "
-                "created_at) VALUES (1, 1, 1, 'recorded', 'completed', 'ems', 'calf', 25, 600, "
-                "false, '[]', :t)"
-            ),
-            {"t": datetime.now(UTC)},
-        )
-        connection.execute(
-            text(
-                "INSERT INTO session_event (session_id, kind, occurred_at, recorded_at, payload) "
-                "VALUES (1, 'note', :t, :t, '{}')"
-            ),
-            {"t": datetime.now(UTC)},
-        )
-        return int(connection.execute(text("SELECT max(id) FROM session_event")).scalar_one())
+    session_id = insert_session(engine, mode="recorded", status="completed")
+    with session_scope(engine) as db:
+        event = SessionEvent(session_id=session_id, kind="note", occurred_at=datetime.now(UTC))
+        db.add(event)
+        db.flush()
+        assert event.id is not None
+        return event.id
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,172 @@
+"""The recorder loses nothing and duplicates nothing, including while the database is away.
+
+On PostgreSQL the outage is real: the recorder's engine goes through a TCP proxy the test cuts and
+restores. SQLite cannot be made unreachable from outside the process, so there the write itself is
+made to fail (pytest-mock), which exercises the same spool-and-replay path.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from pytest_mock import MockerFixture
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from sessionlog.hal import TelemetryReading
+from sessionlog.sessions import recorder as recorder_module
+from sessionlog.sessions.recorder import SessionRecorder, unpack_int32
+from sessionlog.store.database import make_engine
+from tests.rows import insert_session
+from tests.sessions.tcp_proxy import TcpProxy
+
+
+def _stored(engine: Engine, session_id: int) -> tuple[list[int], list[int]]:
+    """Event sequence numbers and every stored current sample, in order."""
+    with engine.connect() as connection:
+        seqs = [
+            row[0]
+            for row in connection.execute(
+                text("SELECT seq FROM session_event WHERE session_id = :s ORDER BY seq"),
+                {"s": session_id},
+            )
+        ]
+        currents: list[int] = []
+        for (data,) in connection.execute(
+            text("SELECT current_ua FROM telemetry_block WHERE session_id = :s ORDER BY seq"),
+            {"s": session_id},
+        ):
+            currents += unpack_int32(bytes(data))
+    return seqs, currents
+
+
+def _feed(recorder: SessionRecorder, values: range) -> None:
+    for value in values:
+        recorder.telemetry(
+            TelemetryReading(channel=1 + value % 2, current_ua=value, impedance_ohm=1000)
+        )
+
+
+@pytest.fixture
+def outage(
+    database_url: str, mocker: MockerFixture
+) -> Iterator[tuple[Engine, Callable[[], None], Callable[[], None]]]:
+    """An engine for the recorder, and the calls that take its database away and bring it back."""
+    if database_url.startswith("sqlite"):
+        engine = make_engine(database_url)
+        real_insert = recorder_module._insert_ignoring_duplicates
+
+        def cut() -> None:
+            mocker.patch.object(
+                recorder_module,
+                "_insert_ignoring_duplicates",
+                side_effect=OperationalError("INSERT", {}, Exception("database is unreachable")),
+            )
+
+        def restore() -> None:
+            mocker.patch.object(recorder_module, "_insert_ignoring_duplicates", real_insert)
+
+        yield engine, cut, restore
+        engine.dispose()
+        return
+    url = make_url(database_url)
+    with TcpProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
+        engine = make_engine(
+            url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        )
+        yield engine, proxy.cut, proxy.restore
+        engine.dispose()
+
+
+def test_telemetry_and_events_survive_a_database_outage_once_each(
+    outage: tuple[Engine, Callable[[], None], Callable[[], None]], tmp_path: Path
+) -> None:
+    engine, cut, restore = outage
+    session_id = insert_session(engine)
+    recorder = SessionRecorder(engine, session_id, spool_dir=tmp_path, flush_interval_s=60)
+    try:
+        recorder.event("state_changed", {"to": "running"})
+        _feed(recorder, range(0, 100))
+        recorder.flush()
+
+        cut()
+        recorder.event("note", {"text": "written while the database is away"})
+        _feed(recorder, range(100, 250))
+        recorder.flush()
+        assert recorder.has_spooled_data
+        assert recorder.stats.batches_spooled >= 1
+        recorder.event("note", {"text": "still away"}, flush=True)
+
+        restore()
+        _feed(recorder, range(250, 300))
+        recorder.flush()
+        assert not recorder.has_spooled_data
+    finally:
+        recorder.close()
+
+    seqs, currents = _stored(engine, session_id)
+    assert len(seqs) == 3
+    assert seqs == sorted(set(seqs))
+    assert sorted(currents) == list(range(300))
+
+
+def test_a_replayed_batch_that_was_already_written_is_not_duplicated(
+    database_url: str, tmp_path: Path
+) -> None:
+    engine = make_engine(database_url)
+    try:
+        session_id = insert_session(engine)
+        recorder = SessionRecorder(engine, session_id, spool_dir=tmp_path, flush_interval_s=60)
+        recorder.event("note", {"text": "once"}, flush=False)
+        _feed(recorder, range(40))
+        batch = recorder._take_batch()
+        assert batch is not None
+        recorder._write(batch)
+        # A crash after the write but before the spool was cleared leaves the batch in the spool.
+        (tmp_path / f"session-{session_id}.jsonl").write_text(json.dumps(batch) + "\n")
+        recorder.flush()
+        recorder.close()
+        seqs, currents = _stored(engine, session_id)
+        assert len(seqs) == 1
+        assert sorted(currents) == list(range(40))
+    finally:
+        engine.dispose()
+
+
+def test_memory_is_bounded_under_back_pressure(database_url: str, tmp_path: Path) -> None:
+    engine = make_engine(database_url)
+    try:
+        session_id = insert_session(engine)
+        recorder = SessionRecorder(
+            engine, session_id, spool_dir=tmp_path, flush_interval_s=60, max_buffered_samples=100
+        )
+        _feed(recorder, range(1000))
+        recorder.close()
+        assert recorder.stats.samples_received == 1000
+        _, currents = _stored(engine, session_id)
+        assert sorted(currents) == list(range(1000))
+    finally:
+        engine.dispose()
+
+
+def test_a_torn_last_spool_line_is_skipped_and_the_rest_replayed(
+    database_url: str, tmp_path: Path
+) -> None:
+    engine = make_engine(database_url)
+    try:
+        session_id = insert_session(engine)
+        recorder = SessionRecorder(engine, session_id, spool_dir=tmp_path, flush_interval_s=60)
+        _feed(recorder, range(10))
+        batch = recorder._take_batch()
+        (tmp_path / f"session-{session_id}.jsonl").write_text(
+            json.dumps(batch) + "\n" + '{"events": ['
+        )
+        recorder.close()
+        _, currents = _stored(engine, session_id)
+        assert sorted(currents) == list(range(10))
+    finally:
+        engine.dispose()
