@@ -183,6 +183,7 @@ class RehaStim2Driver(Driver):
     """The spec and IFU name an FTDI chip but no vendor/product id; claiming FTDI's generic ids
     would claim every FTDI adapter, so discovery does not guess."""
     url_handler_package = URL_HANDLER_PACKAGE
+    emulator_url = "rehastim2://?seed=3"
     heartbeat_interval_s = 0.25
     reply_timeout_s = 0.3
     """Three times the spec's MaxResponseTime of 100 ms, for USB latency and a loaded host."""

@@ -61,6 +61,7 @@ class SimulatedDriver(Driver):
 
     name = "simulated"
     url_handler_package = URL_HANDLER_PACKAGE
+    emulator_url = "sim://?channels=2&seed=7"
     heartbeat_interval_s = 0.2
     reply_timeout_s = 0.5
 

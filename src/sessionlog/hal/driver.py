@@ -134,6 +134,8 @@ class Driver(ABC):
     """USB (vendor id, product id) pairs of the adapters this driver's devices use, for discovery."""
     url_handler_package: ClassVar[str | None] = None
     """A package holding pyserial ``protocol_<scheme>`` handlers for the driver's emulator."""
+    emulator_url: ClassVar[str | None] = None
+    """The URL of the driver's emulator, where the conformance suite runs by default."""
     heartbeat_interval_s: ClassVar[float] = 0.25
     reply_timeout_s: ClassVar[float] = 0.5
     malformed_burst_limit: ClassVar[int] = 20

@@ -1,0 +1,176 @@
+"""The emulator probe: what the conformance contract may observe and switch on a device's far end.
+
+What reached the wire, and whether the output stage is on, can only be seen when the device is an
+emulator. A driver's emulator offers that through this small protocol, reached as ``.emulator`` on
+the pyserial port its URL handler opens; the contract runs its wire-level and fault-injection checks
+only when ``probe_for`` finds one, and the rest against anything, hardware included. The two
+built-in emulators predate the protocol and are adapted here rather than changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from sessionlog.hal.driver import Driver
+
+
+@dataclass(frozen=True)
+class WireCommand:
+    """One host command as the device decoded it.
+
+    ``keepalive`` marks traffic that changes nothing on the device (heartbeats, identity or status
+    queries), so the contract can tell "nothing was sent" from "only the link was kept alive"."""
+
+    timestamp_s: float
+    name: str
+    keepalive: bool
+
+
+@runtime_checkable
+class EmulatorProbe(Protocol):
+    """The far end of a port, seen by the contract. Channels are 1-based, currents in µA.
+
+    The fault switches stay on once thrown: the contract throws one per device and then expects the
+    driver to fault, stop output and refuse every later command."""
+
+    @property
+    def output_active(self) -> bool:
+        """True while any channel's output stage delivers current."""
+        ...
+
+    def delivered_amplitude_ua(self, channel: int) -> int:
+        """The amplitude ``channel`` delivers now; 0 when it is not delivering."""
+        ...
+
+    def wire_log(self) -> Sequence[WireCommand]:
+        """Every host command decoded so far, oldest first."""
+        ...
+
+    def unplug(self) -> None:
+        """Vanish like a pulled USB cable: output off, every port operation fails."""
+        ...
+
+    def raise_device_error(self) -> None:
+        """A hardware fault the device reports by itself, stopping its output."""
+        ...
+
+    def refuse_next_command(self) -> None:
+        """Answer the next command with an error reply instead of an acknowledgement."""
+        ...
+
+    def drop_replies(self) -> None:
+        """Lose every reply from now on (the device still acts on what it receives)."""
+        ...
+
+    def corrupt_replies(self) -> None:
+        """Damage every frame the device sends from now on."""
+        ...
+
+
+class _SimulatedProbe:
+    """The simulated reference stimulator's emulator seen through the probe protocol."""
+
+    def __init__(self, emulator: object) -> None:
+        from sessionlog_drivers.simulated.emulator import StimulatorEmulator
+        from sessionlog_drivers.simulated.protocol import Command
+
+        assert isinstance(emulator, StimulatorEmulator)
+        self._emulator = emulator
+        self._keepalive = frozenset({Command.HEARTBEAT, Command.IDENTIFY, Command.GET_STATUS})
+
+    @property
+    def output_active(self) -> bool:
+        return self._emulator.output_active
+
+    def delivered_amplitude_ua(self, channel: int) -> int:
+        return self._emulator.output_amplitude_ua(channel - 1)
+
+    def wire_log(self) -> Sequence[WireCommand]:
+        return [
+            WireCommand(e.timestamp_s, e.command.name.lower(), e.command in self._keepalive)
+            for e in self._emulator.command_log
+        ]
+
+    def unplug(self) -> None:
+        self._emulator.unplug()
+
+    def raise_device_error(self) -> None:
+        self._emulator.set_device_error(True)
+
+    def refuse_next_command(self) -> None:
+        self._emulator.faults.nak_next = 1
+
+    def drop_replies(self) -> None:
+        self._emulator.faults.drop_rate = 1.0
+
+    def corrupt_replies(self) -> None:
+        self._emulator.faults.corrupt_rate = 1.0
+
+
+class _RehaStim2Probe:
+    """The emulated RehaStim 2 seen through the probe protocol (it carries whole mA)."""
+
+    def __init__(self, emulator: object) -> None:
+        from sessionlog_drivers.rehastim2.emulator import RehaStim2Emulator
+        from sessionlog_drivers.rehastim2.protocol import Command
+
+        assert isinstance(emulator, RehaStim2Emulator)
+        self._emulator = emulator
+        self._keepalive = frozenset(
+            {Command.WATCHDOG, Command.GET_STIMULATION_MODE, Command.INIT_ACK}
+        )
+
+    @property
+    def output_active(self) -> bool:
+        return self._emulator.output_active
+
+    def delivered_amplitude_ua(self, channel: int) -> int:
+        return self._emulator.output_current_ma(channel) * 1000
+
+    def wire_log(self) -> Sequence[WireCommand]:
+        return [
+            WireCommand(e.timestamp_s, e.command.name.lower(), e.command in self._keepalive)
+            for e in self._emulator.command_log
+        ]
+
+    def unplug(self) -> None:
+        self._emulator.unplug()
+
+    def raise_device_error(self) -> None:
+        # The stimulation module's own error: reported as StimulationError −3 while stimulating.
+        self._emulator.faults.module_error = True
+
+    def refuse_next_command(self) -> None:
+        self._emulator.faults.busy_next = 1
+
+    def drop_replies(self) -> None:
+        self._emulator.faults.drop_rate = 1.0
+
+    def corrupt_replies(self) -> None:
+        self._emulator.faults.corrupt_rate = 1.0
+
+
+_ADAPTERS: dict[str, Callable[[object], EmulatorProbe]] = {
+    "sessionlog_drivers.simulated.emulator.StimulatorEmulator": _SimulatedProbe,
+    "sessionlog_drivers.rehastim2.emulator.RehaStim2Emulator": _RehaStim2Probe,
+}
+"""Adapters by the emulator's qualified class name, so no driver package is imported to look."""
+
+
+def probe_for(port: object) -> EmulatorProbe | None:
+    """The probe of the device behind ``port``, or None when it is not an emulator we can see into
+    (real hardware, a socket to an out-of-process emulator, a port without ``.emulator``)."""
+    emulator = getattr(port, "emulator", None)
+    if emulator is None:
+        return None
+    if isinstance(emulator, EmulatorProbe):
+        return emulator
+    kind = type(emulator)
+    adapter = _ADAPTERS.get(f"{kind.__module__}.{kind.__qualname__}")
+    return None if adapter is None else adapter(emulator)
+
+
+def probe_of_driver(driver: Driver) -> EmulatorProbe | None:
+    return probe_for(driver.transport.port)
