@@ -20,9 +20,13 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from sessionlog.api.app import create_app
+from sessionlog.security.passwords import hash_password
+from sessionlog.security.scopes import Scope
+from sessionlog.security.tokens import issue_token
 from sessionlog.settings import Settings
 from sessionlog.store import migrations
-from sessionlog.store.database import make_engine, normalise_url
+from sessionlog.store.database import make_engine, normalise_url, session_scope
+from sessionlog.store.models import User
 
 POSTGRES_ENV = "SESSIONLOG_TEST_DATABASE_URL"
 ENGINES = ["sqlite", "postgresql"]
@@ -139,8 +143,46 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(database_url=database_url, data_dir=tmp_path / "data", auto_migrate=False)
 
 
+def create_user(engine: Engine, username: str, role: str, password: str | None = None) -> int:
+    with session_scope(engine) as db:
+        user = User(
+            username=username,
+            display_name=username,
+            role=role,
+            password_hash=hash_password(password) if password else None,
+        )
+        db.add(user)
+        db.flush()
+        assert user.id is not None
+        return user.id
+
+
+def bearer(
+    app_client: TestClient, user_id: int, role: str, scopes: frozenset[Scope]
+) -> dict[str, str]:
+    secret = app_client.app.state.auth_secret  # type: ignore[attr-defined]
+    token, _ = issue_token(secret, user_id=user_id, role=role, scopes=scopes)
+    return {"Authorization": f"Bearer {token}"}
+
+
 @pytest.fixture
-def api(settings: Settings) -> Iterator[TestClient]:
-    """The application on this test's database, with its start-up and shutdown run."""
+def anonymous(settings: Settings) -> Iterator[TestClient]:
+    """The application on this test's database, with its start-up and shutdown run; no credentials."""
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         yield client
+
+
+@pytest.fixture
+def api(anonymous: TestClient) -> TestClient:
+    """The application, signed in with a token that holds every scope.
+
+    Tests of behaviour use it so they need not juggle roles; which role may do what is tested
+    separately, route by route, with tokens from real sign-ins (tests/api/test_access.py).
+    """
+    engine = anonymous.app.state.engine  # type: ignore[attr-defined]
+    user_id = create_user(engine, "tester", "admin")
+    # A second client on the same running app (its start-up ran in `anonymous`), so the two keep
+    # separate credentials.
+    client = TestClient(anonymous.app, raise_server_exceptions=False)
+    client.headers.update(bearer(anonymous, user_id, "admin", frozenset(Scope)))
+    return client

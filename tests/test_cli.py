@@ -50,3 +50,46 @@ def test_serve_refuses_an_unmigrated_named_database(
     result = runner.invoke(app, ["serve", "--port", "0"])
     assert result.exit_code == 1
     assert "sessionlog db upgrade" in result.output
+
+
+def test_users_create_and_keys_create_make_working_credentials(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from sessionlog.api.app import create_app
+    from sessionlog.settings import Settings
+
+    url = f"sqlite:///{tmp_path / 'admin.sqlite3'}"
+    monkeypatch.setenv("SESSIONLOG_DATABASE_URL", url)
+    monkeypatch.setenv("SESSIONLOG_AUTO_MIGRATE", "true")
+    monkeypatch.setenv("SESSIONLOG_DATA_DIR", str(tmp_path))
+    made = runner.invoke(
+        app, ["users", "create", "--username", "root", "--role", "admin", "--generate-password"]
+    )
+    assert made.exit_code == 0, made.output
+    password = made.output.split("password (shown once): ")[1].strip()
+    station = runner.invoke(
+        app, ["users", "create", "--username", "room1", "--role", "practitioner", "--no-password"]
+    )
+    assert station.exit_code == 0, station.output
+    key = runner.invoke(app, ["keys", "create", "--user", "room1", "--name", "room 1"])
+    assert key.exit_code == 0, key.output
+    api_key = key.output.split("key (shown once): ")[1].strip()
+    duplicate = runner.invoke(
+        app, ["users", "create", "--username", "root", "--role", "admin", "--generate-password"]
+    )
+    assert duplicate.exit_code == 1
+
+    with TestClient(create_app(Settings())) as client:
+        signed_in = client.post(
+            "/api/v1/auth/token", data={"username": "root", "password": password}
+        )
+        assert signed_in.status_code == 200
+        assert (
+            client.get("/api/v1/auth/me", headers={"X-API-Key": api_key}).json()["username"]
+            == "room1"
+        )
+    assert runner.invoke(app, ["audit", "verify"]).exit_code == 0
+    revoked = runner.invoke(app, ["keys", "revoke", key.output.split()[1]])
+    assert revoked.exit_code == 0, revoked.output

@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.e2e.processes import signed_in_practitioner
+
 STARTUP_TIMEOUT_S = 30
 
 
@@ -64,9 +66,16 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 def test_serve_creates_and_migrates_the_embedded_database(served: tuple[str, Path]) -> None:
     base, folder = served
-    assert (folder / "sessionlog-data" / "sessionlog.sqlite3").is_file()
-    response = httpx.post(f"{base}/api/v1/clients", json={"code": "C-E2E"})
-    assert response.status_code == 201
-    assert httpx.get(f"{base}/api/v1/clients/{response.json()['id']}").json()["code"] == "C-E2E"
+    data = folder / "sessionlog-data"
+    assert (data / "sessionlog.sqlite3").is_file()
+    password_file = data / "initial-admin-password.txt"
+    assert password_file.stat().st_mode & 0o077 == 0, (
+        "the first admin's password file is not private"
+    )
+    assert httpx.post(f"{base}/api/v1/clients", json={"code": "C-E2E"}).status_code == 401
+    with signed_in_practitioner(f"{base}/api/v1", data) as api:
+        response = api.post("/clients", json={"code": "C-E2E"})
+        assert response.status_code == 201
+        assert api.get(f"/clients/{response.json()['id']}").json()["code"] == "C-E2E"
     schema = httpx.get(f"{base}/api/v1/openapi.json").json()
     assert "/api/v1/sessions" in schema["paths"]

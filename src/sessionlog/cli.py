@@ -12,6 +12,9 @@ from typing import Annotated
 import typer
 
 import sessionlog
+from sessionlog.admin_cli import audit_app, keys_app, users_app
+from sessionlog.analytics.cli import export, seed
+from sessionlog.conformance.cli import driver_app
 from sessionlog.settings import Settings
 from sessionlog.store import migrations
 from sessionlog.store.database import make_engine
@@ -27,6 +30,12 @@ devices_app = typer.Typer(help="Find and inspect stimulators.", no_args_is_help=
 app.add_typer(devices_app, name="devices")
 limits_app = typer.Typer(help="Check plans against the limits engine.", no_args_is_help=True)
 app.add_typer(limits_app, name="limits")
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
+app.add_typer(driver_app, name="driver")
+app.command()(export)
+app.command()(seed)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -252,7 +261,7 @@ def run(
 @app.command()
 def demo(
     duration: Annotated[
-        int, typer.Option(help="Length of the demo session in seconds.", min=2)
+        int, typer.Option(help="Length of the demo session in seconds.", min=5)
     ] = 20,
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port (0: any free port).")] = None,

@@ -8,6 +8,7 @@ device connected and drives one short session through HTTP, as a practitioner's 
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from typing import Any
@@ -20,6 +21,7 @@ from rich.table import Table
 from sqlmodel import select
 
 from sessionlog.safety import StimulationPlan
+from sessionlog.security.passwords import hash_password
 from sessionlog.sessions.live import LiveSessions
 from sessionlog.sessions.runner import ENDED, RunnerSnapshot
 from sessionlog.settings import Settings
@@ -87,6 +89,26 @@ def _ensure_people(settings: Settings, client_code: str, practitioner: str) -> t
             assert client.id is not None
             assert user.id is not None
             return client.id, user.id
+    finally:
+        engine.dispose()
+
+
+def _create_practitioner(settings: Settings, username: str, password: str) -> int:
+    """The demo's own practitioner account, which signs in over HTTP like any user."""
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with session_scope(engine) as db:
+            user = repository.add(
+                db,
+                User(
+                    username=username,
+                    display_name="Demo practitioner",
+                    role="practitioner",
+                    password_hash=hash_password(password),
+                ),
+            )
+            assert user.id is not None
+            return user.id
     finally:
         engine.dispose()
 
@@ -169,17 +191,14 @@ def run_demo(
     bound_port = server.servers[0].sockets[0].getsockname()[1] if port == 0 else port
     base = f"http://{host}:{bound_port}/api/v1"
     console.print(f"API: {base}  (docs: {base}/docs)")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    username, password = f"demo-{stamp}", secrets.token_urlsafe(18)
+    practitioner_id = _create_practitioner(settings, username, password)
     try:
         with httpx.Client(base_url=base, timeout=10) as api:
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            practitioner = api.post(
-                "/users",
-                json={
-                    "username": f"demo-{stamp}",
-                    "display_name": "Demo practitioner",
-                    "role": "practitioner",
-                },
-            ).json()
+            signed_in = api.post("/auth/token", data={"username": username, "password": password})
+            signed_in.raise_for_status()
+            api.headers["Authorization"] = f"Bearer {signed_in.json()['access_token']}"
             client = api.post("/clients", json={"code": f"DEMO-{stamp}"}).json()
             device = api.post(
                 "/connections", json={"driver": "simulated", "url": "sim://?channels=2&seed=1"}
@@ -189,12 +208,13 @@ def run_demo(
                 "/sessions/live",
                 json={
                     "client_id": client["id"],
-                    "practitioner_id": practitioner["id"],
+                    "practitioner_id": practitioner_id,
                     "device_id": device["device"]["id"],
                     "plan": plan,
                 },
             )
-            created.raise_for_status()
+            if created.status_code != 201:
+                raise RuntimeError(f"the demo plan was refused: {created.json().get('detail')}")
             session_id = created.json()["session_id"]
             api.post(f"/sessions/{session_id}/start").raise_for_status()
             console.print(

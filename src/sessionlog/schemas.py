@@ -7,7 +7,7 @@ can be written; output models are built from table rows with ``from_attributes``
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -33,16 +33,28 @@ class _Public(BaseModel):
 # Users -------------------------------------------------------------------------------------------
 
 
+Password = Annotated[
+    str,
+    Field(
+        min_length=12, max_length=200, description="At least 12 characters; stored only as argon2."
+    ),
+]
+
+
 class UserCreate(_Input):
     username: Code
     display_name: ShortText
     role: Role
+    password: Password | None = Field(
+        default=None, description="Omit for accounts that sign in only with API keys (stations)."
+    )
 
 
 class UserUpdate(_Input):
     display_name: ShortText | None = None
     role: Role | None = None
     active: bool | None = None
+    password: Password | None = None
 
 
 class UserPublic(_Public):
@@ -185,6 +197,25 @@ class SessionRecordCreate(_Input):
         return ended_at
 
 
+class SessionCorrection(_Input):
+    """A correction of an ended session: a new version that supersedes it, with the reason.
+
+    Fields left out keep their value from the version being corrected.
+    """
+
+    reason: LongText = Field(min_length=1, description="Why the record is corrected (required)")
+    plan: StimulationPlan | None = None
+    started_at: UTCTimestamp | None = None
+    ended_at: UTCTimestamp | None = None
+    status: RecordedStatus | None = None
+    notes: LongText | None = None
+    outcome: LongText | None = None
+
+
+class EnteredInError(_Input):
+    reason: LongText = Field(min_length=1, description="Why the record should not have existed")
+
+
 class DoseSummary(BaseModel):
     total_charge_uc: float | None
     on_time_s: float | None
@@ -199,6 +230,10 @@ class SessionPublic(BaseModel):
     device_id: int
     program_id: int | None
     supersedes_id: int | None
+    superseded_by_id: int | None = Field(
+        default=None,
+        description="The version that corrects this one, if any (this one is then history)",
+    )
     mode: str
     status: str
     plan: StimulationPlan

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
         default=None,
         description="Secret for signing access tokens; generated in data_dir if unset.",
     )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins allowed to call the API; empty (the default) allows none.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
 

@@ -34,13 +34,23 @@ def test_client_round_trip_with_screening_and_prescription(api: TestClient) -> N
 def test_update_bumps_the_version_and_keeps_unsent_fields(api: TestClient) -> None:
     client = created(api, "/clients", {"code": "C-1", "notes": "first"})
     response = api.patch(
-        f"/api/v1/clients/{client['id']}", json={"contraindications": ["active_implant"]}
+        f"/api/v1/clients/{client['id']}",
+        json={"contraindications": ["active_implant"]},
+        headers={"If-Match": f'W/"{client["id"]}-1"'},
     )
     assert response.status_code == 200
     data = response.json()
     assert data["version"] == 2
     assert data["notes"] == "first"
     assert data["contraindications"] == ["active_implant"]
+
+
+def test_update_without_if_match_is_428_and_changes_nothing(api: TestClient) -> None:
+    client = created(api, "/clients", {"code": "C-1", "notes": "first"})
+    path = f"/api/v1/clients/{client['id']}"
+    problem = assert_problem(api.patch(path, json={"notes": "second"}), 428)
+    assert 'W/"' in problem["detail"]
+    assert api.get(path).json()["notes"] == "first"
 
 
 def test_update_with_a_stale_etag_is_refused_and_changes_nothing(api: TestClient) -> None:

@@ -91,3 +91,29 @@ def stop(process: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def signed_in_practitioner(base: str, data_dir: Path) -> httpx.Client:
+    """Sign in as the embedded installation's first admin (password from its owner-only file),
+    create a practitioner, and return a client signed in as that practitioner."""
+    admin_password = (data_dir / "initial-admin-password.txt").read_text().strip()
+    with httpx.Client(base_url=base, timeout=10) as anonymous:
+        admin_token = anonymous.post(
+            "/auth/token", data={"username": "admin", "password": admin_password}
+        ).json()["access_token"]
+        practitioner_password = "practitioner-password-1"
+        created = anonymous.post(
+            "/users",
+            json={
+                "username": "pat",
+                "display_name": "Pat",
+                "role": "practitioner",
+                "password": practitioner_password,
+            },
+            headers={"Authorization": f"Bearer {admin_token}"},
+        )
+        assert created.status_code == 201, created.text
+        token = anonymous.post(
+            "/auth/token", data={"username": "pat", "password": practitioner_password}
+        ).json()["access_token"]
+    return httpx.Client(base_url=base, timeout=10, headers={"Authorization": f"Bearer {token}"})

@@ -20,6 +20,7 @@ from tests.e2e.processes import (
     console_script,
     device_status,
     free_port,
+    signed_in_practitioner,
     start_service,
     start_simulator,
     stop,
@@ -40,10 +41,9 @@ def test_sigkill_of_the_service_stops_the_device_and_marks_the_session_interrupt
     service = start_service(tmp_path, port)
     base = f"http://127.0.0.1:{port}/api/v1"
     try:
-        with httpx.Client(base_url=base, timeout=10) as api:
-            user = api.post(
-                "/users", json={"username": "k", "display_name": "K", "role": "practitioner"}
-            ).json()
+        api = signed_in_practitioner(base, tmp_path)
+        with api:
+            user = api.get("/auth/me").json()
             client = api.post("/clients", json={"code": "C-KILL"}).json()
             device = api.post(
                 "/connections", json={"driver": "simulated", "url": device_url}
@@ -60,7 +60,7 @@ def test_sigkill_of_the_service_stops_the_device_and_marks_the_session_interrupt
                 "/sessions/live",
                 json={
                     "client_id": client["id"],
-                    "practitioner_id": user["id"],
+                    "practitioner_id": user["user_id"],
                     "device_id": device["device"]["id"],
                     "plan": plan,
                 },
@@ -79,7 +79,7 @@ def test_sigkill_of_the_service_stops_the_device_and_marks_the_session_interrupt
         assert time.monotonic() - killed_at < 5
 
         service = start_service(tmp_path, port)
-        with httpx.Client(base_url=base, timeout=10) as api:
+        with httpx.Client(base_url=base, timeout=10, headers=api.headers) as api:
             record = api.get(f"/sessions/{session_id}").json()
             assert record["status"] == "interrupted"
             assert "found at the next start" in record["end_reason"]

@@ -107,7 +107,7 @@ def plans(draw: st.DrawFn) -> StimulationPlan:
         duration_s=draw(_mostly(st.integers(60, 3600), st.integers(1, 86_400))),
         electrode={
             "body_site": draw(_mostly(st.sampled_from(USUAL_SITES), st.sampled_from(BodySite))),
-            "area_cm2": draw(_mostly(st.floats(5.0, 100.0), st.floats(1e-4, 1000.0))),
+            "area_cm2": draw(_mostly(st.floats(5.0, 100.0), st.floats(0.01, 1000.0))),
         },
     )
 

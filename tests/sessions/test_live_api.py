@@ -100,7 +100,8 @@ def test_full_session_ramps_runs_changes_and_stops_with_everything_recorded(
         e["payload"]["to"] for e in events(api, session_id) if e["kind"] == "state_changed"
     ]
     assert transitions == ["running", "paused", "running", "stopped"]
-    assert all(e["actor_id"] == people["practitioner_id"] for e in events(api, session_id))
+    signed_in = api.get("/api/v1/auth/me").json()["user_id"]
+    assert all(e["actor_id"] == signed_in for e in events(api, session_id))
 
     series = api.get(f"/api/v1/sessions/{session_id}/telemetry", params={"max_points": 10}).json()
     assert [s["channel"] for s in series] == [1]

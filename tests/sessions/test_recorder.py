@@ -127,7 +127,9 @@ def test_a_replayed_batch_that_was_already_written_is_not_duplicated(
         assert batch is not None
         recorder._write(batch)
         # A crash after the write but before the spool was cleared leaves the batch in the spool.
-        (tmp_path / f"session-{session_id}.jsonl").write_text(json.dumps(batch) + "\n")
+        (tmp_path / f"session-{session_id}.jsonl").write_text(
+            json.dumps(recorder_module._to_json(batch)) + "\n"
+        )
         recorder.flush()
         recorder.close()
         seqs, currents = _stored(engine, session_id)
@@ -163,7 +165,7 @@ def test_a_torn_last_spool_line_is_skipped_and_the_rest_replayed(
         _feed(recorder, range(10))
         batch = recorder._take_batch()
         (tmp_path / f"session-{session_id}.jsonl").write_text(
-            json.dumps(batch) + "\n" + '{"events": ['
+            json.dumps(recorder_module._to_json(batch)) + "\n" + '{"events": ['
         )
         recorder.close()
         _, currents = _stored(engine, session_id)

@@ -7,32 +7,46 @@ the command that fixes it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 import sessionlog
 from sessionlog.api.problems import install_problem_handlers
 from sessionlog.api.routes import (
+    analytics,
+    audit,
+    auth,
     clients,
     devices,
     health,
+    keys,
     limits,
     live,
     programs,
     sessions,
     users,
 )
+from sessionlog.security.bootstrap import PASSWORD_FILE, create_initial_admin
+from sessionlog.security.rate_limit import LoginRateLimiter
+from sessionlog.security.secrets import auth_secret
 from sessionlog.sessions.live import LiveSessions
 from sessionlog.settings import Settings
 from sessionlog.store.database import make_engine
 from sessionlog.store.migrations import ensure_migrated
 
 API_PREFIX = "/api/v1"
+logger = logging.getLogger(__name__)
 
 DESCRIPTION = """
 Treatment-session logging for electrical stimulators (EMS and microcurrent).
+
+Sign in with `POST /api/v1/auth/token` (OAuth2 password flow) and send the token as
+`Authorization: Bearer …`, or send an API key as `X-API-Key`. Each route lists the scopes it needs.
 
 Every error is an RFC 9457 problem document (`application/problem+json`) naming the field and the
 reason. Currents are integers in µA unless a field says `_ma`; every current input names its unit.
@@ -47,6 +61,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings.effective_database_url)
         try:
             ensure_migrated(engine, auto_migrate=settings.should_auto_migrate)
+            if settings.uses_embedded_database and create_initial_admin(engine, settings):
+                # The password itself never goes to a log: only where to find it.
+                logger.warning(
+                    "created the first administrator: sign in as 'admin' with the password "
+                    "in %s (owner-only file), then change it",
+                    Path(settings.data_dir).resolve() / PASSWORD_FILE,
+                )
             app.state.engine = engine
             live_sessions = LiveSessions(engine, settings)
             live_sessions.recover_interrupted()
@@ -68,7 +89,36 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.auth_secret = auth_secret(settings)
+    app.state.login_limiter = LoginRateLimiter()
     install_problem_handlers(app)
-    for module in (health, users, clients, devices, programs, sessions, limits, live):
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "If-Match",
+                "Idempotency-Key",
+                "X-API-Key",
+            ],
+            expose_headers=["ETag", "Location"],
+        )
+    for module in (
+        health,
+        auth,
+        users,
+        keys,
+        audit,
+        clients,
+        devices,
+        programs,
+        sessions,
+        limits,
+        live,
+        analytics,
+    ):
         app.include_router(module.router, prefix=API_PREFIX)
     return app

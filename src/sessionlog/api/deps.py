@@ -14,12 +14,14 @@ from sessionlog.settings import Settings
 from sessionlog.store.database import session_scope
 
 
-def get_engine(request: Request) -> Engine:
+# The small dependencies are ``async def`` on purpose: they do no I/O, and FastAPI runs a sync
+# dependency in a worker thread, a hop per dependency per request.
+async def get_engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

@@ -57,7 +57,7 @@ def decode_cursor(cursor: str) -> int:
     return after
 
 
-def page_params(
+async def page_params(
     cursor: Annotated[
         str | None, Query(max_length=200, description="Opaque cursor from `next_cursor`.")
     ] = None,

@@ -65,6 +65,7 @@ class ProblemError(Exception):
         self.detail = detail
         self.kind = kind
         self.errors = list(errors)
+        self.headers: dict[str, str] | None = None
 
 
 def format_location(location: Sequence[int | str]) -> str:
@@ -136,7 +137,13 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
 async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)
     return problem_response(
-        request, exc.status, exc.title, detail=exc.detail, kind=exc.kind, errors=exc.errors
+        request,
+        exc.status,
+        exc.title,
+        detail=exc.detail,
+        kind=exc.kind,
+        errors=exc.errors,
+        headers=exc.headers,
     )
 
 
@@ -186,8 +193,16 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, 500, "Internal server error", kind="internal")
 
 
+def _problem(description: str) -> dict[str, Any]:
+    return {"model": Problem, "description": description, "content": {PROBLEM_JSON: {}}}
+
+
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    422: {"model": Problem, "description": "Validation failed", "content": {PROBLEM_JSON: {}}},
+    401: _problem("No valid credentials"),
+    403: _problem("The role does not grant the route's scopes"),
+    404: _problem("No such record"),
+    409: _problem("Conflicts with an existing record or with the record's state"),
+    422: _problem("Validation failed: the errors name each field and the reason"),
 }
 
 

@@ -19,6 +19,10 @@ from sessionlog.fields import ShortText
 
 UA_PER_MA = 1000
 
+MIN_ELECTRODE_AREA_CM2 = 0.01
+"""1 mm². Densities divide by the area; a smaller electrode is not a real one, and an area near zero
+would make every density infinite."""
+
 MAX_REPRESENTABLE_AMPLITUDE_UA = 1_000_000
 """1 A. Not a safety limit (that is the limits engine's job) but the edge of what any record can mean;
 the representational bounds below keep every number storable in a 32-bit column."""
@@ -95,7 +99,10 @@ class ElectrodePlacement(BaseModel):
     body_site: BodySite
     side: Side | None = None
     area_cm2: float = Field(
-        gt=0, le=1000, allow_inf_nan=False, description="Area of one electrode, cm²"
+        ge=MIN_ELECTRODE_AREA_CM2,
+        le=1000,
+        allow_inf_nan=False,
+        description="Area of one electrode, cm² (0.01 cm² = 1 mm² at the least)",
     )
 
 
@@ -147,7 +154,7 @@ class ChannelPlan(BaseModel):
     polarity: Polarity = Polarity.ALTERNATING
     ramp_up_s: float = Field(default=0.0, ge=0, le=3600, allow_inf_nan=False)
     ramp_down_s: float = Field(default=0.0, ge=0, le=3600, allow_inf_nan=False)
-    on_time_s: float | None = Field(default=None, gt=0, le=3600, allow_inf_nan=False)
+    on_time_s: float | None = Field(default=None, ge=0.01, le=3600, allow_inf_nan=False)
     off_time_s: float | None = Field(default=None, ge=0, le=3600, allow_inf_nan=False)
 
     @model_validator(mode="before")

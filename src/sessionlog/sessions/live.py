@@ -150,8 +150,11 @@ class LiveSessions:
         program_id: int | None = None,
         overrides: Sequence[ContraindicationOverride] = (),
         acknowledged_warnings: frozenset[str] = frozenset(),
+        actor_id: int | None = None,
     ) -> tuple[int, Verdict]:
-        """Approve the plan against every layer and, if approved, create the planned session."""
+        """Approve the plan against every layer and, if approved, create the planned session.
+
+        ``actor_id`` is who asked (the signed-in user); it defaults to the practitioner."""
         connection = self.connection(device_id)
         with session_scope(self._engine) as db:
             client = repository.get(db, Client, client_id)
@@ -207,7 +210,7 @@ class LiveSessions:
                     "serial_number": connection.driver.identity.serial_number,
                 },
             },
-            actor_id=practitioner_id,
+            actor_id=actor_id if actor_id is not None else practitioner_id,
         )
         runner = SessionRunner(
             session_id=session.id,

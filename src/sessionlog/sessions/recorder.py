@@ -22,12 +22,12 @@ import threading
 import time
 from array import array
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, func, insert, select
+from sqlalchemy import Connection, Engine, Table, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import SQLModel
@@ -60,13 +60,6 @@ def unpack_int32(data: bytes) -> list[int]:
 
 
 @dataclass
-class _ChannelBuffer:
-    times: list[datetime] = field(default_factory=list)
-    current_ua: list[int] = field(default_factory=list)
-    impedance_ohm: list[int] = field(default_factory=list)
-
-
-@dataclass
 class RecorderStats:
     blocks_written: int = 0
     events_written: int = 0
@@ -77,10 +70,12 @@ class RecorderStats:
     last_error: str | None = None
 
 
-def _insert_ignoring_duplicates(engine: Engine, table: Table, rows: list[dict[str, Any]]) -> None:
+def _insert_ignoring_duplicates(
+    connection: Connection, table: Table, rows: list[dict[str, Any]]
+) -> None:
     if not rows:
         return
-    dialect = engine.dialect.name
+    dialect = connection.dialect.name
     if dialect == "postgresql":
         statement: Any = postgresql.insert(table).on_conflict_do_nothing(
             index_elements=["session_id", "seq"]
@@ -91,8 +86,7 @@ def _insert_ignoring_duplicates(engine: Engine, table: Table, rows: list[dict[st
         )
     else:  # pragma: no cover - only the two supported engines reach here
         statement = insert(table)
-    with engine.begin() as connection:
-        connection.execute(statement, rows)
+    connection.execute(statement, rows)
 
 
 class SessionRecorder:
@@ -119,8 +113,7 @@ class SessionRecorder:
         self._mono_at_start = clock()
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
-        self._buffers: dict[int, _ChannelBuffer] = {}
-        self._buffered = 0
+        self._samples: list[TelemetryReading] = []
         self._events: list[dict[str, Any]] = []
         self._seq = itertools.count(self._next_free_seq())
         self._closed = threading.Event()
@@ -157,15 +150,10 @@ class SessionRecorder:
         return self._wall_at_start + timedelta(seconds=monotonic_s - self._mono_at_start)
 
     def telemetry(self, reading: TelemetryReading) -> None:
-        """Take one reading (called on the driver's reader thread: cheap, never blocks on I/O)."""
+        """Take one reading (called on the driver's reader thread: one append, never any I/O)."""
         with self._lock:
-            buffer = self._buffers.setdefault(reading.channel, _ChannelBuffer())
-            buffer.times.append(self.wall_time(reading.received_at))
-            buffer.current_ua.append(reading.current_ua)
-            buffer.impedance_ohm.append(reading.impedance_ohm)
-            self._buffered += 1
-            self.stats.samples_received += 1
-            overflowing = self._buffered >= self._max_buffered
+            self._samples.append(reading)
+            overflowing = len(self._samples) >= self._max_buffered
         if overflowing:
             self._wake.set()
 
@@ -185,8 +173,8 @@ class SessionRecorder:
                     "seq": next(self._seq),
                     "session_id": self.session_id,
                     "kind": kind,
-                    "occurred_at": (occurred_at or datetime.now(UTC)).isoformat(),
-                    "recorded_at": datetime.now(UTC).isoformat(),
+                    "occurred_at": occurred_at or datetime.now(UTC),
+                    "recorded_at": datetime.now(UTC),
                     "actor_id": actor_id,
                     "payload": payload,
                 }
@@ -199,25 +187,31 @@ class SessionRecorder:
     def _take_batch(self) -> dict[str, Any] | None:
         with self._lock:
             events, self._events = self._events, []
-            buffers, self._buffers = self._buffers, {}
-            self._buffered = 0
-            blocks = []
-            for channel in sorted(buffers):
-                buffer = buffers[channel]
-                t0 = buffer.times[0]
-                offsets = [round((t - t0).total_seconds() * 1000) for t in buffer.times]
-                blocks.append(
-                    {
-                        "seq": next(self._seq),
-                        "session_id": self.session_id,
-                        "channel": channel,
-                        "t0": t0.isoformat(),
-                        "n": len(offsets),
-                        "offsets_ms": _b64(pack_int32(offsets)),
-                        "current_ua": _b64(pack_int32(buffer.current_ua)),
-                        "impedance_ohm": _b64(pack_int32(buffer.impedance_ohm)),
-                    }
-                )
+            samples, self._samples = self._samples, []
+            block_seqs = {}
+            for channel in sorted({s.channel for s in samples}):
+                block_seqs[channel] = next(self._seq)
+        self.stats.samples_received += len(samples)
+        by_channel: dict[int, list[TelemetryReading]] = {}
+        for sample in samples:
+            by_channel.setdefault(sample.channel, []).append(sample)
+        blocks = []
+        for channel, readings in sorted(by_channel.items()):
+            first = readings[0].received_at
+            blocks.append(
+                {
+                    "seq": block_seqs[channel],
+                    "session_id": self.session_id,
+                    "channel": channel,
+                    "t0": self.wall_time(first),
+                    "n": len(readings),
+                    "offsets_ms": pack_int32(
+                        [round((r.received_at - first) * 1000) for r in readings]
+                    ),
+                    "current_ua": pack_int32([r.current_ua for r in readings]),
+                    "impedance_ohm": pack_int32([r.impedance_ohm for r in readings]),
+                }
+            )
         if not events and not blocks:
             return None
         return {"events": events, "blocks": blocks}
@@ -253,32 +247,16 @@ class SessionRecorder:
                 )
 
     def _write(self, batch: dict[str, Any]) -> None:
-        events = [
-            {
-                **event,
-                "occurred_at": datetime.fromisoformat(event["occurred_at"]),
-                "recorded_at": datetime.fromisoformat(event["recorded_at"]),
-            }
-            for event in batch["events"]
-        ]
-        blocks = [
-            {
-                **block,
-                "t0": datetime.fromisoformat(block["t0"]),
-                "offsets_ms": base64.b64decode(block["offsets_ms"]),
-                "current_ua": base64.b64decode(block["current_ua"]),
-                "impedance_ohm": base64.b64decode(block["impedance_ohm"]),
-            }
-            for block in batch["blocks"]
-        ]
-        _insert_ignoring_duplicates(self._engine, EVENTS, events)
-        _insert_ignoring_duplicates(self._engine, BLOCKS, blocks)
-        self.stats.events_written += len(events)
-        self.stats.blocks_written += len(blocks)
+        """Events and blocks of one batch in one transaction; rows already there are skipped."""
+        with self._engine.begin() as connection:
+            _insert_ignoring_duplicates(connection, EVENTS, batch["events"])
+            _insert_ignoring_duplicates(connection, BLOCKS, batch["blocks"])
+        self.stats.events_written += len(batch["events"])
+        self.stats.blocks_written += len(batch["blocks"])
 
     def _spool(self, batch: dict[str, Any]) -> None:
         with self._spool_path.open("a", encoding="utf-8") as spool:
-            spool.write(json.dumps(batch, separators=(",", ":")) + "\n")
+            spool.write(json.dumps(_to_json(batch), separators=(",", ":")) + "\n")
             spool.flush()
             os.fsync(spool.fileno())
         self.stats.batches_spooled += 1
@@ -293,8 +271,8 @@ class SessionRecorder:
                 if not line:
                     continue
                 try:
-                    batches.append(json.loads(line))
-                except json.JSONDecodeError:
+                    batches.append(_from_json(json.loads(line)))
+                except (json.JSONDecodeError, KeyError, TypeError, ValueError):
                     # A line cut short by a crash mid-write: everything before it is whole.
                     logger.error(
                         "session %s: a torn line in %s is skipped",
@@ -329,5 +307,47 @@ class SessionRecorder:
         self.flush()
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+_BLOB_FIELDS = ("offsets_ms", "current_ua", "impedance_ohm")
+
+
+def _to_json(batch: dict[str, Any]) -> dict[str, Any]:
+    """A batch as JSON for the spool: timestamps in ISO 8601, packed arrays in base64."""
+    return {
+        "events": [
+            {
+                **e,
+                "occurred_at": e["occurred_at"].isoformat(),
+                "recorded_at": e["recorded_at"].isoformat(),
+            }
+            for e in batch["events"]
+        ],
+        "blocks": [
+            {
+                **b,
+                "t0": b["t0"].isoformat(),
+                **{name: base64.b64encode(b[name]).decode("ascii") for name in _BLOB_FIELDS},
+            }
+            for b in batch["blocks"]
+        ],
+    }
+
+
+def _from_json(data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "events": [
+            {
+                **e,
+                "occurred_at": datetime.fromisoformat(e["occurred_at"]),
+                "recorded_at": datetime.fromisoformat(e["recorded_at"]),
+            }
+            for e in data["events"]
+        ],
+        "blocks": [
+            {
+                **b,
+                "t0": datetime.fromisoformat(b["t0"]),
+                **{name: base64.b64decode(b[name]) for name in _BLOB_FIELDS},
+            }
+            for b in data["blocks"]
+        ],
+    }

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from sessionlog.errors import InvalidFieldError
+from sessionlog.errors import ConflictError, InvalidFieldError
 from sessionlog.safety.dose import plan_dose
 from sessionlog.safety.limits import check_standard
 from sessionlog.safety.plan import ChannelPlan, ElectrodePlacement, StimulationPlan
@@ -20,6 +20,7 @@ from sessionlog.schemas import (
     AdverseEventCreate,
     DoseSummary,
     NoteCreate,
+    SessionCorrection,
     SessionPublic,
     SessionRecordCreate,
 )
@@ -93,6 +94,105 @@ def record_standalone_session(db: Session, data: SessionRecordCreate) -> Treatme
     return session
 
 
+OPEN_STATUSES = frozenset({"planned", "running", "paused"})
+
+
+def latest_version_check(db: Session, session: TreatmentSession) -> None:
+    """Only the latest version of an ended session may be corrected."""
+    if session.status in OPEN_STATUSES:
+        raise ConflictError(
+            "session_id", f"session {session.id} is still {session.status}; end it first"
+        )
+    newer = db.exec(
+        select(TreatmentSession.id).where(TreatmentSession.supersedes_id == session.id)
+    ).first()
+    if newer is not None:
+        raise ConflictError(
+            "session_id", f"session {session.id} was superseded by {newer}: correct that one"
+        )
+
+
+def correct_session(
+    db: Session,
+    session: TreatmentSession,
+    correction: SessionCorrection,
+    *,
+    actor_id: int,
+    status_override: str | None = None,
+) -> TreatmentSession:
+    """A new version of an ended session with the corrected fields; the old one stays as it was."""
+    latest_version_check(db, session)
+    assert session.id is not None
+    old_plan = to_public(db, session).plan
+    plan = correction.plan or old_plan
+    started_at = correction.started_at or session.started_at
+    ended_at = correction.ended_at or session.ended_at
+    if started_at and ended_at and ended_at < started_at:
+        raise InvalidFieldError("ended_at", "ended_at is before started_at")
+    violations = [v.model_dump(mode="json") for v in check_standard(plan)]
+    dose = plan_dose(plan) if correction.plan else None
+    values = session.model_dump(exclude={"id", "created_at"})
+    values.update(
+        supersedes_id=session.id,
+        mode=session.mode,
+        status=status_override or correction.status or session.status,
+        modality=plan.modality,
+        body_site=plan.electrode.body_site,
+        side=plan.electrode.side,
+        electrode_area_cm2=plan.electrode.area_cm2,
+        planned_duration_s=plan.duration_s,
+        program_name=plan.program_name or session.program_name,
+        started_at=started_at,
+        ended_at=ended_at,
+        notes=correction.notes if correction.notes is not None else session.notes,
+        outcome=correction.outcome if correction.outcome is not None else session.outcome,
+        out_of_limits=bool(violations),
+        violations=violations,
+    )
+    if dose is not None:
+        values.update(
+            dose_total_charge_uc=dose.total_charge_uc,
+            dose_on_time_s=dose.on_time_s,
+            dose_max_current_density_ma_cm2=dose.max_current_density_ma_per_cm2,
+            dose_max_power_density_w_cm2=dose.max_power_density_w_per_cm2,
+        )
+    corrected = repository.add(db, TreatmentSession(**values))
+    assert corrected.id is not None
+    for channel in plan.channels:
+        db.add(SessionChannel(session_id=corrected.id, **channel.model_dump()))
+    _append_event(
+        db,
+        corrected,
+        "entered_in_error" if status_override else "correction",
+        {"supersedes_id": session.id, "reason": correction.reason},
+        None,
+        actor_id,
+    )
+    db.flush()
+    return corrected
+
+
+def mark_entered_in_error(
+    db: Session, session: TreatmentSession, reason: str, *, actor_id: int
+) -> TreatmentSession:
+    """Removal is a new version with status entered_in_error; nothing is deleted."""
+    return correct_session(
+        db,
+        session,
+        SessionCorrection.model_construct(
+            reason=reason,
+            plan=None,
+            started_at=None,
+            ended_at=None,
+            status=None,
+            notes=None,
+            outcome=None,
+        ),
+        actor_id=actor_id,
+        status_override="entered_in_error",
+    )
+
+
 def add_adverse_event(
     db: Session, session: TreatmentSession, event: AdverseEventCreate, *, actor_id: int | None
 ) -> SessionEvent:
@@ -157,8 +257,12 @@ def to_public(db: Session, session: TreatmentSession) -> SessionPublic:
         program_name=session.program_name,
     )
     assert session.id is not None
+    superseded_by = db.exec(
+        select(TreatmentSession.id).where(TreatmentSession.supersedes_id == session.id)
+    ).first()
     return SessionPublic(
         id=session.id,
+        superseded_by_id=superseded_by,
         client_id=session.client_id,
         practitioner_id=session.practitioner_id,
         device_id=session.device_id,

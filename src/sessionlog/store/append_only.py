@@ -47,3 +47,43 @@ def drop_append_only(connection: Connection, table: str) -> None:
 def drop_append_only_function(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(f"DROP FUNCTION IF EXISTS {PG_FUNCTION}()")
+
+
+ENDED_SESSION_GUARD = "session_ended_is_final"
+OPEN_STATUSES = "('planned', 'running', 'paused')"
+
+
+def install_ended_session_guard(connection: Connection) -> None:
+    """A session row may change only while it is open (planned, running, paused); once it has
+    ended it is final, and no session row is ever deleted. Corrections are new rows."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(
+            f"CREATE OR REPLACE FUNCTION {ENDED_SESSION_GUARD}() RETURNS trigger AS $$ BEGIN "
+            f"IF TG_OP = 'DELETE' OR OLD.status NOT IN {OPEN_STATUSES} THEN "
+            "RAISE EXCEPTION 'session %% has ended and is final: %% refused', OLD.id, TG_OP "
+            "USING ERRCODE = 'integrity_constraint_violation'; END IF; "
+            "RETURN NEW; END; $$ LANGUAGE plpgsql"
+        )
+        connection.exec_driver_sql(
+            f"CREATE TRIGGER {ENDED_SESSION_GUARD} BEFORE UPDATE OR DELETE ON session "
+            f"FOR EACH ROW EXECUTE FUNCTION {ENDED_SESSION_GUARD}()"
+        )
+        return
+    connection.exec_driver_sql(
+        f"CREATE TRIGGER {ENDED_SESSION_GUARD}_update BEFORE UPDATE ON session "
+        f"WHEN OLD.status NOT IN {OPEN_STATUSES} "
+        "BEGIN SELECT RAISE(ABORT, 'session has ended and is final: UPDATE refused'); END"
+    )
+    connection.exec_driver_sql(
+        f"CREATE TRIGGER {ENDED_SESSION_GUARD}_delete BEFORE DELETE ON session "
+        "BEGIN SELECT RAISE(ABORT, 'sessions are never deleted'); END"
+    )
+
+
+def drop_ended_session_guard(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {ENDED_SESSION_GUARD} ON session")
+        connection.exec_driver_sql(f"DROP FUNCTION IF EXISTS {ENDED_SESSION_GUARD}()")
+        return
+    connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {ENDED_SESSION_GUARD}_update")
+    connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {ENDED_SESSION_GUARD}_delete")

@@ -17,6 +17,12 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session, create_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+SQLITE_BEGIN_OPTION = "sessionlog_sqlite_begin"
+
+
+def read_only(engine: Engine) -> Engine:
+    """The same engine (and pool) for work that only reads: on SQLite it takes no write lock."""
+    return engine.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
 
 
 def normalise_url(url: str) -> str:
@@ -42,7 +48,11 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        # IMMEDIATE by default: take the write lock at the start, so two writers queue
+        # (busy_timeout) instead of both reading and then failing to upgrade their locks (the
+        # audit chain reads, then writes). Read-only work asks for DEFERRED (see read_only).
+        mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "IMMEDIATE")
+        connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 def make_engine(url: str) -> Engine:

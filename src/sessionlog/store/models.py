@@ -38,6 +38,19 @@ SESSION_STATUSES = (
 )
 
 
+SUMMARY_INDEX_COLUMNS = (
+    "started_at",
+    "modality",
+    "status",
+    "ended_at",
+    "out_of_limits",
+    "dose_total_charge_uc",
+    "dose_on_time_s",
+    "dose_max_current_density_ma_cm2",
+)
+"""Columns of the covering index behind the analytics summaries, the time column first."""
+
+
 def _in(column: str, values: tuple[str, ...] | list[str]) -> str:
     quoted = ", ".join(f"'{v}'" for v in values)
     return f"{column} IN ({quoted})"
@@ -58,9 +71,67 @@ class User(SQLModel, table=True):
     display_name: str = Field(max_length=200)
     role: str = Field(max_length=32)
     active: bool = Field(default=True)
+    password_hash: str | None = Field(default=None, max_length=255)
+    """argon2; None for accounts that only use API keys (stations)."""
     created_at: datetime = _created_at()
     updated_at: datetime = _created_at()
     version: int = Field(default=1)
+
+
+class ApiKey(SQLModel, table=True):
+    """A credential for a station or an integration; it acts as its user, with that user's role."""
+
+    __tablename__ = "api_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    name: str = Field(max_length=200)
+    secret_hash: str = Field(max_length=64)
+    created_at: datetime = _created_at()
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class AuditEvent(SQLModel, table=True):
+    """One audited action, chained: ``hash = SHA-256(prev_hash || canonical JSON of the event)``.
+
+    Append-only in the database; the chain makes any later change of a row, or a removed row,
+    detectable by ``sessionlog audit verify``.
+    """
+
+    __tablename__ = "audit_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_type=UTCDateTime)
+    actor_id: int | None = Field(default=None, foreign_key="app_user.id")
+    actor_via: str = Field(max_length=64)
+    action: str = Field(max_length=32)
+    resource: str = Field(max_length=32, index=True)
+    resource_id: str | None = Field(default=None, max_length=64)
+    before: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    after: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    reason: str | None = Field(default=None, sa_type=sa.Text)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64, unique=True)
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """The first answer to a creating POST sent with an ``Idempotency-Key``, replayed on a retry."""
+
+    __tablename__ = "idempotency_record"
+    __table_args__ = (
+        sa.UniqueConstraint("principal", "key", name="uq_idempotency_record_principal_key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    principal: str = Field(max_length=64)
+    key: str = Field(max_length=200)
+    method: str = Field(max_length=8)
+    path: str = Field(max_length=500)
+    request_hash: str = Field(max_length=64)
+    status_code: int
+    response_body: str = Field(sa_type=sa.Text)
+    response_headers: dict[str, str] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+    created_at: datetime = _created_at()
 
 
 class Client(SQLModel, table=True):
@@ -130,6 +201,17 @@ class TreatmentSession(SQLModel, table=True):
         sa.CheckConstraint(_in("body_site", list(BodySite)), name="body_site_valid"),
         sa.CheckConstraint("electrode_area_cm2 > 0", name="electrode_area_positive"),
         sa.CheckConstraint("ended_at IS NULL OR ended_at >= started_at", name="end_after_start"),
+        # Covers the grouped summaries by time and modality (docs/analytics.md): the database reads
+        # this narrow index in time order instead of the wide rows with their JSON and notes.
+        sa.Index("ix_session_summary", *SUMMARY_INDEX_COLUMNS),
+        # Finds the newer version of a session; partial, because almost every row supersedes
+        # nothing, and a full index of NULLs would look useless to the planner's statistics.
+        sa.Index(
+            "ix_session_supersedes_id",
+            "supersedes_id",
+            sqlite_where=sa.text("supersedes_id IS NOT NULL"),
+            postgresql_where=sa.text("supersedes_id IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -235,7 +317,7 @@ class TelemetryBlock(SQLModel, table=True):
     impedance_ohm: bytes = Field(sa_type=sa.LargeBinary)
 
 
-APPEND_ONLY_TABLES = ("session_event", "telemetry_block")
+APPEND_ONLY_TABLES = ("session_event", "telemetry_block", "session_channel", "audit_event")
 """Tables whose rows may never change or disappear; migrations install triggers that enforce it."""
 
 __all__ = [
@@ -243,8 +325,11 @@ __all__ = [
     "ROLES",
     "SESSION_MODES",
     "SESSION_STATUSES",
+    "ApiKey",
+    "AuditEvent",
     "Client",
     "Device",
+    "IdempotencyRecord",
     "Program",
     "SessionChannel",
     "SessionEvent",

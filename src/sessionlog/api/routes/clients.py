@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sessionlog.api.routes.crud import crud_router
 from sessionlog.schemas import ClientCreate, ClientPublic, ClientUpdate
+from sessionlog.security.scopes import Scope
 from sessionlog.store.models import Client
 
 router = crud_router(
@@ -15,4 +16,7 @@ router = crud_router(
     public_schema=ClientPublic,
     unique=("code",),
     tag="clients",
+    read_scope=Scope.CLIENTS_READ,
+    write_scope=Scope.CLIENTS_WRITE,
+    audit_reads=True,
 )

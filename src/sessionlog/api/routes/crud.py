@@ -1,8 +1,9 @@
 """One router factory for the plain record resources (users, clients, devices, programs).
 
 Create, read, list and update behave identically on each: unique fields are checked before the insert
-so a duplicate is a 409 naming the field, reads carry an ``ETag`` built from the row version, and an
-update may send ``If-Match`` to refuse a lost update (412).
+so a duplicate is a 409 naming the field, reads carry an ``ETag`` built from the row version, an
+update must send ``If-Match`` (428 without it; 412 when the record changed meanwhile), a create may
+send ``Idempotency-Key``, each route requires its scope, and every change is audited.
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the closures' annotations at runtime.
@@ -10,15 +11,20 @@ update may send ``If-Match`` to refuse a lost update (412).
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Response, status
+from fastapi import APIRouter, Header, Response, Security, status
 from pydantic import BaseModel
 from sqlmodel import Session, SQLModel, col, select
 
+from sessionlog.api.auth import AuditorDep, authorize
 from sessionlog.api.deps import PathId, SessionDep
+from sessionlog.api.idempotency import IdempotencyDep
 from sessionlog.api.pagination import ListResponse, PageDep, encode_cursor
 from sessionlog.api.problems import PROBLEM_RESPONSES, ProblemError
 from sessionlog.errors import ConflictError, RecordNotFoundError
+from sessionlog.security.principal import Principal
+from sessionlog.security.scopes import Scope
 from sessionlog.store import repository
+from sessionlog.store.audit import snapshot
 from sessionlog.store.repository import Row
 
 
@@ -27,8 +33,14 @@ def etag_of(row: Any) -> str:
 
 
 def check_if_match(row: Any, if_match: str | None) -> None:
+    """Refuse a change without ``If-Match`` (428) or made against a stale version (412)."""
     if if_match is None:
-        return
+        raise ProblemError(
+            428,
+            "Precondition required",
+            detail=f"send If-Match with the record's ETag (now {etag_of(row)}) to change it",
+            kind="if-match-required",
+        )
     candidates = {tag.strip() for tag in if_match.split(",")}
     if "*" in candidates or etag_of(row) in candidates:
         return
@@ -57,14 +69,23 @@ def crud_router(
     public_schema: type[BaseModel],
     unique: Sequence[str],
     tag: str,
+    read_scope: Scope,
+    write_scope: Scope,
+    audit_reads: bool = False,
     to_row: Callable[[BaseModel], dict[str, Any]] | None = None,
 ) -> APIRouter:
-    """Build the standard routes for ``model``; ``unique`` names the fields that identify a record."""
+    """Build the standard routes for ``model``; ``unique`` names the fields that identify a record.
+
+    Every route requires ``read_scope`` or ``write_scope``; every change is audited with its before
+    and after, and with ``audit_reads`` (client data) every read is audited too.
+    """
     router = APIRouter(prefix=path, tags=[tag], responses=PROBLEM_RESPONSES)
     dump = to_row or (lambda data: data.model_dump(mode="json"))
     Public: Any = public_schema  # noqa: N806  (used as a type in the routes below)
     Create: Any = create_schema  # noqa: N806
     Update: Any = update_schema  # noqa: N806
+    Reader = Annotated[Principal, Security(authorize, scopes=[read_scope])]  # noqa: N806
+    Writer = Annotated[Principal, Security(authorize, scopes=[write_scope])]  # noqa: N806
 
     def ensure_unique(db: Session, values: dict[str, Any]) -> None:
         statement = select(model)
@@ -75,17 +96,33 @@ def crud_router(
             raise ConflictError(unique[-1], f"a {resource} with {shown} already exists")
 
     @router.post("", status_code=status.HTTP_201_CREATED, response_model=Public)
-    def create(data: Create, db: SessionDep, response: Response) -> Any:
+    def create(
+        data: Create,
+        db: SessionDep,
+        response: Response,
+        _: Writer,
+        audit: AuditorDep,
+        idempotency: IdempotencyDep,
+    ) -> Any:
+        replayed = idempotency.replay(data)
+        if replayed is not None:
+            return replayed
         values = dump(data)
         ensure_unique(db, values)
         row = repository.add(db, model(**values))
-        response.headers["ETag"] = etag_of(row)
-        response.headers["Location"] = f"{path}/{row.id}"  # type: ignore[attr-defined]
-        return Public.model_validate(row)
+        audit.record("create", resource, row.id, after=snapshot(row))  # type: ignore[attr-defined]
+        headers = {"ETag": etag_of(row), "Location": f"{path}/{row.id}"}  # type: ignore[attr-defined]
+        response.headers.update(headers)
+        result = Public.model_validate(row)
+        idempotency.remember(data, status.HTTP_201_CREATED, result, headers)
+        return result
 
     @router.get("", response_model=ListResponse[Public])
-    def list_records(db: SessionDep, page: PageDep) -> Any:
+    def list_records(db: SessionDep, page: PageDep, _: Reader, audit: AuditorDep) -> Any:
         found = repository.list_page(db, model, after_id=page.after_id, limit=page.limit)
+        if audit_reads and found.items:
+            ids = [r.id for r in found.items]  # type: ignore[attr-defined]
+            audit.record("read", resource, after={"ids": ids})
         next_cursor = encode_cursor(found.last_id) if found.has_more and found.last_id else None
         return {
             "items": [Public.model_validate(r) for r in found.items],
@@ -93,25 +130,47 @@ def crud_router(
         }
 
     @router.get("/{record_id}", response_model=Public)
-    def read(record_id: PathId, db: SessionDep, response: Response) -> Any:
+    def read(
+        record_id: PathId, db: SessionDep, response: Response, _: Reader, audit: AuditorDep
+    ) -> Any:
         row = fetch(db, model, resource, record_id)
+        if audit_reads:
+            audit.record("read", resource, record_id)
         response.headers["ETag"] = etag_of(row)
         return Public.model_validate(row)
 
-    @router.patch("/{record_id}", response_model=Public)
+    @router.patch(
+        "/{record_id}",
+        response_model=Public,
+        responses={
+            412: {"description": "The record changed since the ETag was read (problem details)"},
+            428: {"description": "If-Match is required (problem details)"},
+        },
+    )
     def update(
         record_id: PathId,
         data: Update,
         db: SessionDep,
         response: Response,
-        if_match: Annotated[str | None, Header(max_length=200)] = None,
+        _: Writer,
+        audit: AuditorDep,
+        if_match: Annotated[
+            str | None,
+            Header(max_length=200, description="The ETag of the version being changed (required)"),
+        ] = None,
     ) -> Any:
         row = fetch(db, model, resource, record_id)
         check_if_match(row, if_match)
+        before = snapshot(row)
+        # Fields the client sent, plus values derived from them (a password's hash).
+        sent = data.model_fields_set
         changes = {
-            name: value for name, value in dump(data).items() if name in data.model_fields_set
+            name: value
+            for name, value in dump(data).items()
+            if name in sent or name not in type(data).model_fields
         }
         row = repository.update_versioned(db, row, changes)
+        audit.record("update", resource, record_id, before=before, after=snapshot(row))
         response.headers["ETag"] = etag_of(row)
         return Public.model_validate(row)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sessionlog.api.routes.crud import crud_router
 from sessionlog.schemas import DeviceCreate, DevicePublic, DeviceUpdate
+from sessionlog.security.scopes import Scope
 from sessionlog.store.models import Device
 
 router = crud_router(
@@ -15,4 +16,6 @@ router = crud_router(
     public_schema=DevicePublic,
     unique=("driver", "serial_number"),
     tag="devices",
+    read_scope=Scope.DEVICES_READ,
+    write_scope=Scope.DEVICES_WRITE,
 )

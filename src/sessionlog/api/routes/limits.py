@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
+from fastapi import APIRouter, Security
+
+from sessionlog.api.auth import authorize
 from sessionlog.api.deps import SessionDep, SettingsDep
 from sessionlog.api.problems import PROBLEM_RESPONSES
 from sessionlog.safety import Verdict
 from sessionlog.schemas import LimitsCheckRequest, VerdictPublic
+from sessionlog.security.principal import Principal
+from sessionlog.security.scopes import Scope
 from sessionlog.sessions.approval import dry_run
 
 router = APIRouter(prefix="/limits", tags=["limits"], responses=PROBLEM_RESPONSES)
@@ -26,7 +31,12 @@ def verdict_public(verdict: Verdict) -> VerdictPublic:
 
 
 @router.post("/check", response_model=VerdictPublic)
-def check_plan(data: LimitsCheckRequest, db: SessionDep, settings: SettingsDep) -> VerdictPublic:
+def check_plan(
+    data: LimitsCheckRequest,
+    db: SessionDep,
+    settings: SettingsDep,
+    _: Annotated[Principal, Security(authorize, scopes=[Scope.LIMITS_CHECK])],
+) -> VerdictPublic:
     """Run every applicable limits layer over the plan and return the verdict and dose figures.
 
     The standard layer always runs; the device layer when `device_id` names a device whose driver

@@ -13,10 +13,11 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, Request, Security, status
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, model_validator
 
+from sessionlog.api.auth import AuditorDep, authorize
 from sessionlog.api.deps import PathId, SessionDep
 from sessionlog.api.problems import PROBLEM_RESPONSES, FieldError, problem_response
 from sessionlog.api.routes.crud import fetch
@@ -27,12 +28,18 @@ from sessionlog.hal import HalError
 from sessionlog.safety import ContraindicationOverride, StimulationPlan, Verdict, WarningCode
 from sessionlog.safety.plan import current_to_ua
 from sessionlog.schemas import DevicePublic, VerdictPublic
+from sessionlog.security.principal import Principal
+from sessionlog.security.scopes import Scope
 from sessionlog.sessions import telemetry as telemetry_store
 from sessionlog.sessions.live import LiveSessions, PlanRefusedError
 from sessionlog.sessions.runner import SessionRunner, SessionStateError
 from sessionlog.store.models import Device, TreatmentSession
 
 router = APIRouter(tags=["live sessions"], responses=PROBLEM_RESPONSES)
+Runner = Annotated[Principal, Security(authorize, scopes=[Scope.SESSIONS_RUN])]
+Connector = Annotated[Principal, Security(authorize, scopes=[Scope.DEVICES_CONNECT])]
+DeviceReader = Annotated[Principal, Security(authorize, scopes=[Scope.DEVICES_READ])]
+SessionReader = Annotated[Principal, Security(authorize, scopes=[Scope.SESSIONS_READ])]
 
 
 def live_sessions(request: Request) -> LiveSessions:
@@ -170,16 +177,13 @@ def _device_fault(request: Request, error: HalError) -> JSONResponse:
     )
 
 
-def _actor(db: SessionDep, session_id: int) -> int:
-    """Until sign-in exists, actions are attributed to the session's practitioner."""
-    return fetch(db, TreatmentSession, "session", session_id).practitioner_id
-
-
 # ---------------------------------------------------------------------------- devices
 
 
 @router.post("/connections", status_code=status.HTTP_201_CREATED, response_model=ConnectionPublic)
-def connect_device(data: ConnectRequest, request: Request, db: SessionDep) -> Any:
+def connect_device(
+    data: ConnectRequest, request: Request, db: SessionDep, _: Connector, audit: AuditorDep
+) -> Any:
     """Open a device with a driver; its record is created or refreshed from what it reports."""
     try:
         device, connection = live_sessions(request).connect(data.driver, data.url)
@@ -192,6 +196,9 @@ def connect_device(data: ConnectRequest, request: Request, db: SessionDep) -> An
             kind="device-connect",
             errors=[FieldError(field="url", reason=str(error), location="body")],
         )
+    audit.record(
+        "connect", "device", device.id, after={"url": connection.url, "driver": data.driver}
+    )
     return ConnectionPublic(
         device=DevicePublic.model_validate(device),
         url=connection.url,
@@ -201,7 +208,7 @@ def connect_device(data: ConnectRequest, request: Request, db: SessionDep) -> An
 
 
 @router.get("/connections", response_model=list[ConnectionPublic])
-def list_connections(request: Request, db: SessionDep) -> list[ConnectionPublic]:
+def list_connections(request: Request, db: SessionDep, _: DeviceReader) -> list[ConnectionPublic]:
     return [
         ConnectionPublic(
             device=DevicePublic.model_validate(fetch(db, Device, "device", c.device_id)),
@@ -214,8 +221,9 @@ def list_connections(request: Request, db: SessionDep) -> list[ConnectionPublic]
 
 
 @router.delete("/connections/{device_id}", status_code=status.HTTP_204_NO_CONTENT)
-def disconnect_device(device_id: PathId, request: Request) -> None:
+def disconnect_device(device_id: PathId, request: Request, _: Connector, audit: AuditorDep) -> None:
     live_sessions(request).disconnect(device_id)
+    audit.record("disconnect", "device", device_id)
 
 
 # ---------------------------------------------------------------------------- sessions
@@ -224,7 +232,9 @@ def disconnect_device(device_id: PathId, request: Request) -> None:
 @router.post(
     "/sessions/live", status_code=status.HTTP_201_CREATED, response_model=LiveSessionCreated
 )
-def create_live_session(data: LiveSessionCreate, request: Request) -> Any:
+def create_live_session(
+    data: LiveSessionCreate, request: Request, principal: Runner, audit: AuditorDep
+) -> Any:
     """Approve a plan against every layer for a connected device and create the planned session.
 
     A refusal is a 422 problem whose `errors` name each violated field and whose `verdict` member
@@ -240,9 +250,16 @@ def create_live_session(data: LiveSessionCreate, request: Request) -> Any:
             plan=data.plan,
             overrides=data.overrides,
             acknowledged_warnings=frozenset(data.acknowledged_warnings),
+            actor_id=principal.user_id,
         )
     except PlanRefusedError as refused:
         return _refused(request, refused.verdict, "Plan refused by the limits engine")
+    audit.record(
+        "create",
+        "session",
+        session_id,
+        after={"mode": "live", "device_id": data.device_id, "client_id": data.client_id},
+    )
     return LiveSessionCreated(
         session_id=session_id,
         verdict=verdict_public(verdict),
@@ -251,15 +268,14 @@ def create_live_session(data: LiveSessionCreate, request: Request) -> Any:
 
 
 @router.get("/sessions/{session_id}/live", response_model=LiveStatus)
-def live_status(session_id: PathId, request: Request) -> LiveStatus:
+def live_status(session_id: PathId, request: Request, _: SessionReader) -> LiveStatus:
     return _status(live_sessions(request).runner(session_id))
 
 
-def _act(request: Request, db: SessionDep, session_id: int, action: str) -> Any:
+def _act(request: Request, principal: Principal, session_id: int, action: str) -> Any:
     runner = live_sessions(request).runner(session_id)
-    actor = _actor(db, session_id)
     try:
-        getattr(runner, action)(actor_id=actor)
+        getattr(runner, action)(actor_id=principal.user_id)
     except SessionStateError as error:
         return _conflict(request, error)
     except HalError as error:
@@ -268,34 +284,34 @@ def _act(request: Request, db: SessionDep, session_id: int, action: str) -> Any:
 
 
 @router.post("/sessions/{session_id}/start", response_model=LiveStatus)
-def start_session(session_id: PathId, request: Request, db: SessionDep) -> Any:
-    return _act(request, db, session_id, "start")
+def start_session(session_id: PathId, request: Request, principal: Runner) -> Any:
+    return _act(request, principal, session_id, "start")
 
 
 @router.post("/sessions/{session_id}/pause", response_model=LiveStatus)
-def pause_session(session_id: PathId, request: Request, db: SessionDep) -> Any:
-    return _act(request, db, session_id, "pause")
+def pause_session(session_id: PathId, request: Request, principal: Runner) -> Any:
+    return _act(request, principal, session_id, "pause")
 
 
 @router.post("/sessions/{session_id}/resume", response_model=LiveStatus)
-def resume_session(session_id: PathId, request: Request, db: SessionDep) -> Any:
-    return _act(request, db, session_id, "resume")
+def resume_session(session_id: PathId, request: Request, principal: Runner) -> Any:
+    return _act(request, principal, session_id, "resume")
 
 
 @router.post("/sessions/{session_id}/stop", response_model=LiveStatus)
-def stop_session(session_id: PathId, request: Request, db: SessionDep) -> Any:
-    return _act(request, db, session_id, "stop")
+def stop_session(session_id: PathId, request: Request, principal: Runner) -> Any:
+    return _act(request, principal, session_id, "stop")
 
 
 @router.post("/sessions/{session_id}/emergency-stop", response_model=LiveStatus)
-def emergency_stop_session(session_id: PathId, request: Request, db: SessionDep) -> Any:
+def emergency_stop_session(session_id: PathId, request: Request, principal: Runner) -> Any:
     """Stop output at once; this never waits for a command in flight and never fails."""
-    return _act(request, db, session_id, "emergency_stop")
+    return _act(request, principal, session_id, "emergency_stop")
 
 
 @router.post("/sessions/{session_id}/intensity", response_model=LiveStatus)
 def change_intensity(
-    session_id: PathId, data: IntensityChange, request: Request, db: SessionDep
+    session_id: PathId, data: IntensityChange, request: Request, principal: Runner
 ) -> Any:
     """Re-approve and apply a new target amplitude for one channel (ramping towards it)."""
     runner = live_sessions(request).runner(session_id)
@@ -303,7 +319,7 @@ def change_intensity(
         verdict = runner.change_intensity(
             data.channel,
             data.amplitude_ua,
-            actor_id=_actor(db, session_id),
+            actor_id=principal.user_id,
             acknowledged_warnings=frozenset(data.acknowledged_warnings),
         )
     except SessionStateError as error:
@@ -327,14 +343,18 @@ def change_intensity(
     status_code=status.HTTP_201_CREATED,
     response_model=LiveStatus,
 )
-def live_note(session_id: PathId, data: LiveNote, request: Request, db: SessionDep) -> LiveStatus:
+def live_note(
+    session_id: PathId, data: LiveNote, request: Request, principal: Runner
+) -> LiveStatus:
     runner = live_sessions(request).runner(session_id)
-    runner.note(data.text, actor_id=_actor(db, session_id))
+    runner.note(data.text, actor_id=principal.user_id)
     return _status(runner)
 
 
 @router.get("/sessions/{session_id}/stream")
-async def stream_session(session_id: PathId, request: Request) -> StreamingResponse:
+async def stream_session(
+    session_id: PathId, request: Request, _: SessionReader
+) -> StreamingResponse:
     """Server-Sent Events: `state`, `telemetry` and `intensity` messages, and a `status` each second."""
     runner = live_sessions(request).runner(session_id)
     loop = asyncio.get_running_loop()
@@ -376,6 +396,8 @@ async def stream_session(session_id: PathId, request: Request) -> StreamingRespo
 def session_telemetry(
     session_id: PathId,
     db: SessionDep,
+    _: SessionReader,
+    audit: AuditorDep,
     max_points: Annotated[
         int, Query(ge=2, le=100_000, description="Per channel, after downsampling")
     ] = 1000,
@@ -383,6 +405,7 @@ def session_telemetry(
     """The stored telemetry of a session as arrays per channel, averaged into at most `max_points`."""
     if db.get(TreatmentSession, session_id) is None:
         raise RecordNotFoundError("session", session_id)
+    audit.record("read", "telemetry", session_id)
     return [
         TelemetrySeries(**series)
         for series in telemetry_store.series(db, session_id, max_points=max_points)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sessionlog.api.routes.crud import crud_router
 from sessionlog.schemas import ProgramCreate, ProgramPublic, ProgramUpdate
+from sessionlog.security.scopes import Scope
 from sessionlog.store.models import Program
 
 router = crud_router(
@@ -15,4 +16,6 @@ router = crud_router(
     public_schema=ProgramPublic,
     unique=("name",),
     tag="programs",
+    read_scope=Scope.PROGRAMS_READ,
+    write_scope=Scope.PROGRAMS_WRITE,
 )

@@ -1,0 +1,112 @@
+"""``Idempotency-Key`` for creating POSTs: a retried request gets the first answer, not a duplicate.
+
+The first response to a key is stored with a hash of the request (method, path, canonical body) in the
+same transaction as the record it created. The same key with the same request replays that response;
+the same key with a different request is a 422 naming the header. Keys are per principal, so two users
+can never collide.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlmodel import select
+
+from sessionlog.api.deps import SessionDep
+from sessionlog.api.problems import FieldError, ProblemError
+from sessionlog.store.audit import canonical_json
+from sessionlog.store.models import IdempotencyRecord
+
+IDEMPOTENCY_HEADER_DOC = (
+    "Any unique string (e.g. a UUID). Sending the same key and body again returns the first "
+    "response instead of creating a second record."
+)
+
+
+class Idempotency:
+    def __init__(self, request: Request, db: SessionDep, key: str | None) -> None:
+        self.request = request
+        self.db = db
+        self.key = key
+
+    def _principal(self) -> str:
+        principal = getattr(self.request.state, "principal", None)
+        return str(principal.user_id) if principal is not None else "anonymous"
+
+    def _hash(self, body: BaseModel) -> str:
+        text = f"{self.request.method} {self.request.url.path} {canonical_json(body.model_dump(mode='json'))}"
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def replay(self, body: BaseModel) -> JSONResponse | None:
+        """The stored first response for this key, or None if the key is new (or absent)."""
+        if self.key is None:
+            return None
+        record = self.db.exec(
+            select(IdempotencyRecord).where(
+                IdempotencyRecord.principal == self._principal(), IdempotencyRecord.key == self.key
+            )
+        ).first()
+        if record is None:
+            return None
+        if record.request_hash != self._hash(body):
+            raise ProblemError(
+                422,
+                "Idempotency key reused for a different request",
+                detail="this Idempotency-Key was first used with another method, path or body",
+                kind="idempotency-mismatch",
+                errors=[
+                    FieldError(
+                        field="Idempotency-Key",
+                        reason="used before for a different request",
+                        location="header",
+                    )
+                ],
+            )
+        return JSONResponse(
+            content=json.loads(record.response_body),
+            status_code=record.status_code,
+            headers={**record.response_headers, "Idempotent-Replayed": "true"},
+        )
+
+    def remember(
+        self, body: BaseModel, status_code: int, result: BaseModel, headers: dict[str, str]
+    ) -> None:
+        if self.key is None:
+            return
+        self.db.add(
+            IdempotencyRecord(
+                principal=self._principal(),
+                key=self.key,
+                method=self.request.method,
+                path=self.request.url.path,
+                request_hash=self._hash(body),
+                status_code=status_code,
+                response_body=result.model_dump_json(),
+                response_headers=headers,
+            )
+        )
+        self.db.flush()
+
+
+async def idempotency(
+    request: Request,
+    db: SessionDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=200,
+            description=IDEMPOTENCY_HEADER_DOC,
+        ),
+    ] = None,
+) -> Idempotency:
+    return Idempotency(request, db, idempotency_key)
+
+
+IdempotencyDep = Annotated[Idempotency, Depends(idempotency)]

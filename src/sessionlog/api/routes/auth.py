@@ -1,0 +1,117 @@
+"""Signing in: the OAuth2 password flow that issues access tokens, and who the caller is.
+
+Failed attempts are limited per username and per client address; a refused attempt is answered
+with 429 and ``Retry-After`` before any password is checked. Logins and refusals are audited;
+passwords and tokens never appear in logs or in the audit trail.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Security
+from fastapi.security import OAuth2PasswordRequestForm
+from pydantic import BaseModel
+from sqlmodel import select
+
+from sessionlog.api.auth import authorize
+from sessionlog.api.deps import SessionDep
+from sessionlog.api.problems import PROBLEM_RESPONSES, ProblemError
+from sessionlog.security.passwords import verify_password
+from sessionlog.security.principal import Principal
+from sessionlog.security.rate_limit import LoginRateLimiter
+from sessionlog.security.scopes import Scope, scopes_for_role
+from sessionlog.security.tokens import issue_token
+from sessionlog.store.audit import append_event
+from sessionlog.store.models import User
+
+router = APIRouter(
+    prefix="/auth",
+    tags=["auth"],
+    responses={
+        **PROBLEM_RESPONSES,
+        429: {"description": "Too many failed sign-ins; see Retry-After"},
+    },
+)
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "bearer"  # noqa: S105  (the OAuth2 token type, not a secret)
+    expires_at: datetime
+    scope: str
+
+
+class Me(BaseModel):
+    user_id: int
+    username: str
+    role: str
+    scopes: list[str]
+    via: str
+
+
+@router.post("/token", response_model=TokenResponse)
+def sign_in(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request, db: SessionDep
+) -> TokenResponse:
+    """Exchange a username and password for a bearer token (OAuth2 password flow).
+
+    `scope` may ask for fewer scopes than the role grants; scopes beyond the role are not granted.
+    """
+    limiter: LoginRateLimiter = request.app.state.login_limiter
+    address = request.client.host if request.client else "unknown"
+    keys = (f"user:{form.username.lower()}", f"address:{address}")
+    wait_s = limiter.retry_after_s(*keys)
+    if wait_s > 0:
+        error = ProblemError(
+            429, "Too many sign-in attempts", detail="try again later", kind="rate-limited"
+        )
+        error.headers = {"Retry-After": str(max(1, round(wait_s)))}
+        raise error
+    user = db.exec(select(User).where(User.username == form.username)).first()
+    valid = verify_password(form.password, user.password_hash if user else None)
+    if user is None or not valid or not user.active:
+        limiter.failed(*keys)
+        append_event(
+            db,
+            actor_id=user.id if user else None,
+            actor_via="sign-in",
+            action="sign_in_refused",
+            resource="user",
+            resource_id=user.id if user else None,
+        )
+        db.commit()
+        error = ProblemError(
+            401, "Sign-in refused", detail="unknown user or wrong password", kind="unauthenticated"
+        )
+        error.headers = {"WWW-Authenticate": "Bearer"}
+        raise error
+    limiter.succeeded(keys[0])
+    role_scopes = scopes_for_role(user.role)
+    asked = {Scope(s) for s in form.scopes if s in Scope._value2member_map_}
+    granted = frozenset(asked & role_scopes) if form.scopes else role_scopes
+    assert user.id is not None
+    token, expires = issue_token(
+        request.app.state.auth_secret, user_id=user.id, role=user.role, scopes=granted
+    )
+    append_event(
+        db,
+        actor_id=user.id,
+        actor_via="sign-in",
+        action="sign_in",
+        resource="user",
+        resource_id=user.id,
+    )
+    return TokenResponse(access_token=token, expires_at=expires, scope=" ".join(sorted(granted)))
+
+
+@router.get("/me", response_model=Me)
+def who_am_i(principal: Annotated[Principal, Security(authorize)]) -> Me:
+    return Me(
+        user_id=principal.user_id,
+        username=principal.username,
+        role=principal.role,
+        scopes=sorted(principal.scopes),
+        via=principal.via,
+    )
