@@ -38,6 +38,7 @@ from sessionlog.sessions.live import LiveSessions
 from sessionlog.settings import Settings
 from sessionlog.store.database import make_engine
 from sessionlog.store.migrations import ensure_migrated
+from sessionlog.web import install_web
 
 API_PREFIX = "/api/v1"
 logger = logging.getLogger(__name__)
@@ -121,4 +122,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         analytics,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
+    install_web(app)
     return app
