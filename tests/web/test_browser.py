@@ -157,6 +157,16 @@ def test_practitioner_runs_watches_and_stops_a_session(server: str, browser: Any
     page.wait_for_selector("#intensity-result:has-text('approved')")
     assert "21.0 mA" in page.locator("#intensity-result").inner_text()
     shot(page, "06-live-running")
+
+    # At tablet width, scrolled to the bottom, the STOP button is still on screen.
+    page.set_viewport_size({"width": 768, "height": 600})
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    box = page.locator("#stop").bounding_box()
+    assert box is not None
+    assert 0 <= box["y"]
+    assert box["y"] + box["height"] <= 600
+    shot(page, "06b-live-tablet-scrolled")
+    page.set_viewport_size({"width": 1280, "height": 800})
     page.get_by_label("Note", exact=True).fill("client comfortable")
     page.keyboard.press("Escape")
     page.wait_for_selector("#state:has-text('stopped')")
