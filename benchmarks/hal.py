@@ -13,13 +13,19 @@ against a baseline measured in the same run on the same emulator, and printed as
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
+
+import serial
 
 from sessionlog.hal import open_device
 from sessionlog.safety import LimitsEngine, StimulationPlan
-from sessionlog_drivers.simulated import open_sim_port
 from sessionlog_drivers.simulated import protocol as wire
+from sessionlog_drivers.simulated import register_url_handler
 
 ENGINE = LimitsEngine()
 URL = "sim://?channels=2&seed=11&telemetry_hz=50"
@@ -40,8 +46,8 @@ def _amplitudes(count: int) -> list[int]:
     return [20_000 + (i % 20) * 1000 for i in range(count)]
 
 
-def driver_updates_per_s(count: int) -> float:
-    with open_device(URL, driver="simulated") as device:
+def driver_updates_per_s(count: int, url: str = URL) -> float:
+    with open_device(url, driver="simulated") as device:
         verdict = ENGINE.approve(PLAN, capabilities=device.capabilities)
         approved = verdict.approved_plan
         assert approved is not None, verdict.reasons
@@ -57,8 +63,9 @@ def driver_updates_per_s(count: int) -> float:
     return count / elapsed
 
 
-def raw_updates_per_s(count: int) -> float:
-    port = open_sim_port(URL, timeout=0.5)
+def raw_updates_per_s(count: int, url: str = URL) -> float:
+    register_url_handler()
+    port = serial.serial_for_url(url, timeout=0.5)
     decoder = wire.FrameDecoder(accepted=wire.DEVICE_COMMANDS)
 
     def exchange(seq: int, message: wire.Message) -> None:
@@ -109,19 +116,39 @@ def emergency_stop_latencies_ms(rounds: int) -> list[float]:
     return latencies
 
 
+_servers: list[subprocess.Popen[str]] = []
+
+
+def _tcp_simulator() -> str:
+    """The same emulator in its own process (``sessionlog simulate``), as real hardware would be."""
+    script = shutil.which("sessionlog", path=str(Path(sys.executable).parent)) or "sessionlog"
+    process = subprocess.Popen(
+        [script, "simulate", "--tcp", "127.0.0.1:0", "--options", URL.split("?", 1)[1]],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    _servers.append(process)
+    assert process.stdout is not None
+    return process.stdout.readline().strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--updates", type=int, default=2000)
     parser.add_argument("--stops", type=int, default=200)
     args = parser.parse_args()
 
-    raw = raw_updates_per_s(args.updates)
-    through_driver = driver_updates_per_s(args.updates)
-    ratio = through_driver / raw
-    print(f"parameter updates: driver {through_driver:,.0f}/s, raw pyserial {raw:,.0f}/s")
-    print(
-        f"  ratio driver/raw = {ratio:.2f}x (target >= 0.8x) {'OK' if ratio >= 0.8 else 'BELOW TARGET'}"
-    )
+    for label, url in (("in-process sim://", URL), ("separate process over TCP", _tcp_simulator())):
+        raw = statistics.median(raw_updates_per_s(args.updates, url) for _ in range(2))
+        through_driver = statistics.median(
+            driver_updates_per_s(args.updates, url) for _ in range(2)
+        )
+        ratio = through_driver / raw
+        verdict = "OK" if ratio >= 0.8 else "BELOW TARGET"
+        print(
+            f"parameter updates, {label}: driver {through_driver:,.0f}/s, raw pyserial {raw:,.0f}/s"
+        )
+        print(f"  ratio driver/raw = {ratio:.2f}x (target >= 0.8x) {verdict}")
 
     latencies = sorted(emergency_stop_latencies_ms(args.stops))
     p50 = statistics.median(latencies)
@@ -136,4 +163,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        for server in _servers:
+            server.terminate()
