@@ -236,17 +236,26 @@ def session_events(db: Session, session_id: int) -> list[SessionEvent]:
     return list(db.exec(statement).all())
 
 
-def to_public(db: Session, session: TreatmentSession) -> SessionPublic:
-    """Rebuild the session document, plan included, from its row and its channel rows."""
-    statement = (
-        select(SessionChannel)
-        .where(SessionChannel.session_id == session.id)
-        .order_by(col(SessionChannel.channel))
-    )
-    channels = [
-        ChannelPlan.model_validate(row.model_dump(exclude={"id", "session_id"}))
-        for row in db.exec(statement).all()
-    ]
+def to_public(
+    db: Session, session: TreatmentSession, *, just_written: StimulationPlan | None = None
+) -> SessionPublic:
+    """Rebuild the session document, plan included, from its row and its channel rows.
+
+    ``just_written`` is the plan of a session created in this transaction: its channels are those
+    just inserted and nothing can supersede it yet, so neither is read back.
+    """
+    if just_written is not None:
+        channels = list(just_written.channels)
+    else:
+        statement = (
+            select(SessionChannel)
+            .where(SessionChannel.session_id == session.id)
+            .order_by(col(SessionChannel.channel))
+        )
+        channels = [
+            ChannelPlan.model_validate(row.model_dump(exclude={"id", "session_id"}))
+            for row in db.exec(statement).all()
+        ]
     plan = StimulationPlan(
         modality=session.modality,
         channels=channels,
@@ -257,9 +266,13 @@ def to_public(db: Session, session: TreatmentSession) -> SessionPublic:
         program_name=session.program_name,
     )
     assert session.id is not None
-    superseded_by = db.exec(
-        select(TreatmentSession.id).where(TreatmentSession.supersedes_id == session.id)
-    ).first()
+    superseded_by = (
+        None
+        if just_written is not None
+        else db.exec(
+            select(TreatmentSession.id).where(TreatmentSession.supersedes_id == session.id)
+        ).first()
+    )
     return SessionPublic(
         id=session.id,
         superseded_by_id=superseded_by,

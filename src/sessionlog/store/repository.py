@@ -53,9 +53,10 @@ def list_page(
 
 
 def add(db: Session, row: Row) -> Row:
+    """Insert ``row`` and give it its id. Every default is set in Python, so nothing needs to be
+    read back from the database (no refresh round trip)."""
     db.add(row)
     db.flush()
-    db.refresh(row)
     return row
 
 
@@ -67,5 +68,4 @@ def update_versioned(db: Session, row: Row, changes: Mapping[str, Any]) -> Row:
     row.updated_at = utc_now()
     db.add(row)
     db.flush()
-    db.refresh(row)
     return row

@@ -52,7 +52,7 @@ def record_session(
     if replayed is not None:
         return replayed
     session = records.record_standalone_session(db, data)
-    result = records.to_public(db, session)
+    result = records.to_public(db, session, just_written=data.plan)
     audit.record("create", "session", session.id, after=result.model_dump(mode="json"))
     headers = {"Location": f"/sessions/{session.id}"}
     response.headers.update(headers)
