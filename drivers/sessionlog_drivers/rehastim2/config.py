@@ -1,15 +1,21 @@
 """Settings of the RehaStim 2 emulator: the device's fixed timings, the faults to inject, and the one
 parser that turns a ``rehastim2://`` URL query into them, so a mistyped option is an error rather
-than a fault that silently never fires.
+than a fault that silently never fires. How option values are spelled is shared with every emulator
+(``emulation.options``).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from urllib.parse import parse_qs
 
+from sessionlog_drivers.emulation.options import (
+    boolean,
+    channel_set,
+    finite_float,
+    group_options,
+    query_values,
+)
 from sessionlog_drivers.rehastim2.protocol import CHANNEL_COUNT
 
 PROTOCOL_VERSION = 1
@@ -66,40 +72,20 @@ class FaultConfig:
             )
 
 
-def _float(text: str) -> float:
-    number = float(text)
-    if not math.isfinite(number):
-        raise ValueError(f"{text!r} is not a finite number")
-    return number
-
-
-def _bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError(f"{text!r} is not a boolean")
-
-
-def _channels(text: str) -> frozenset[int]:
-    return frozenset(int(item) for item in text.split(",") if item.strip())
-
-
 # option name -> (settings group, field name, converter)
 _OPTIONS: dict[str, tuple[str, str, Callable[[str], object]]] = {
     "version": ("device", "protocol_version", int),
     "init_repetition_ms": ("device", "init_repetition_ms", int),
     "watchdog_ms": ("device", "watchdog_timeout_ms", int),
     "seed": ("device", "seed", int),
-    "unplug_after_s": ("faults", "unplug_after_s", _float),
-    "corrupt_rate": ("faults", "corrupt_rate", _float),
-    "drop_rate": ("faults", "drop_rate", _float),
-    "latency_ms": ("faults", "latency_ms", _float),
+    "unplug_after_s": ("faults", "unplug_after_s", finite_float),
+    "corrupt_rate": ("faults", "corrupt_rate", finite_float),
+    "drop_rate": ("faults", "drop_rate", finite_float),
+    "latency_ms": ("faults", "latency_ms", finite_float),
     "busy_next": ("faults", "busy_next", int),
-    "emergency_switch": ("faults", "emergency_switch", _bool),
-    "electrode_error": ("faults", "electrode_error", _channels),
-    "module_error": ("faults", "module_error", _bool),
+    "emergency_switch": ("faults", "emergency_switch", boolean),
+    "electrode_error": ("faults", "electrode_error", channel_set),
+    "module_error": ("faults", "module_error", boolean),
 }
 
 OPTION_NAMES = frozenset(_OPTIONS)
@@ -108,16 +94,7 @@ OPTION_NAMES = frozenset(_OPTIONS)
 
 def options_to_settings(options: Mapping[str, str]) -> tuple[EmulatorConfig, FaultConfig]:
     """Validated settings from named options; an unknown name or a bad value is a ValueError."""
-    groups: dict[str, dict[str, object]] = {"device": {}, "faults": {}}
-    for name, raw in options.items():
-        if name not in _OPTIONS:
-            known = ", ".join(sorted(_OPTIONS))
-            raise ValueError(f"unknown emulator option {name!r} (known: {known})")
-        group, field_name, convert = _OPTIONS[name]
-        try:
-            groups[group][field_name] = convert(raw)
-        except ValueError as error:
-            raise ValueError(f"bad value for emulator option {name!r}: {raw!r}") from error
+    groups = group_options(options, _OPTIONS, ("device", "faults"))
     config = EmulatorConfig(**groups["device"])  # type: ignore[arg-type]
     faults = FaultConfig(**groups["faults"])  # type: ignore[arg-type]
     return config, faults
@@ -125,5 +102,4 @@ def options_to_settings(options: Mapping[str, str]) -> tuple[EmulatorConfig, Fau
 
 def query_to_settings(query: str) -> tuple[EmulatorConfig, FaultConfig]:
     """Settings from a URL query such as ``seed=1&latency_ms=20`` (the last value of a name wins)."""
-    parsed = parse_qs(query, keep_blank_values=True, strict_parsing=False)
-    return options_to_settings({name: values[-1] for name, values in parsed.items()})
+    return options_to_settings(query_values(query))

@@ -8,21 +8,25 @@ stimulating, resets its modes and starts sending Init again when no valid packet
 1200 ms; it keeps the stimulation modes start → initialised → started of Figure 4 and refuses
 parameters and commands with the result codes of §5. Every decoded command is recorded with its
 time in ``command_log``, and the output (mode and current per channel) is readable, so tests
-assert what the hardware would have done. Faults the protocol can express are switchable. All
-public methods are thread-safe; ``runner.EmulatorRunner`` drives one in real time.
+assert what the hardware would have done. Faults the protocol can express are switchable. The byte
+path, link faults and event loop are the shared ``emulation.device.EmulatedDevice``; all public
+methods are thread-safe; ``runner.EmulatorRunner`` drives one in real time.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import random
-import threading
-import time
-from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
+from sessionlog_drivers.emulation.device import (
+    TIME_TOLERANCE_S,
+    CommandRefusedError,
+    EmulatedDevice,
+    LinkOutcome,
+    ScheduledEvent,
+)
 from sessionlog_drivers.rehastim2.config import EmulatorConfig, FaultConfig
 from sessionlog_drivers.rehastim2.protocol import (
     ACK_FOR,
@@ -57,7 +61,6 @@ from sessionlog_drivers.rehastim2.protocol import (
     inter_pulse_interval_coded,
     main_interval_coded,
 )
-from sessionlog_drivers.simulated.clock import Clock
 
 MIN_PULSE_WIDTH_US = 20
 """The firmware raises a shorter pulse width to 20 µs (§4.3: "if (pw < 20) then pw = 20")."""
@@ -65,11 +68,6 @@ MIN_PULSE_WIDTH_US = 20
 MIN_INTER_PULSE_INTERVAL_CODED = inter_pulse_interval_coded(8.0)
 MIN_MAIN_INTERVAL_CODED = main_interval_coded(8.0)
 """Both intervals are at least 8 ms "in the current software version" (§4.3)."""
-
-_Handler = Callable[[float], None]
-
-_TIME_TOLERANCE_S = 1e-9
-"""An event due within this of the clock is due now, so float rounding cannot postpone it."""
 
 
 class DeviceEvent(Enum):
@@ -106,34 +104,25 @@ class InjectionCounters:
     busy_answers: int = 0
 
 
-class _CommandRefusedError(Exception):
-    """Raised in a command handler to answer ``result`` and leave the device unchanged."""
-
-    def __init__(self, result: AckResult) -> None:
-        super().__init__(result.name)
-        self.result = result
+class _CommandRefusedError(CommandRefusedError[AckResult]):
+    """Answered with the command's acknowledgement carrying ``code`` as its result."""
 
 
-class RehaStim2Emulator:
+class RehaStim2Emulator(
+    EmulatedDevice[EmulatorConfig, FaultConfig, LoggedCommand, DecoderCounters]
+):
     """The device end of a ScienceMode2 link (see the module docstring)."""
 
-    def __init__(
-        self,
-        config: EmulatorConfig | None = None,
-        faults: FaultConfig | None = None,
-        *,
-        clock: Clock = time.monotonic,
-    ) -> None:
-        self.config = config or EmulatorConfig()
-        self.faults = faults or FaultConfig()
-        """Live fault switches: assign fields at any time; they apply at the next step."""
+    RELEASE_TOLERANCE_S = TIME_TOLERANCE_S
+
+    _config_type = EmulatorConfig
+    _faults_type = FaultConfig
+    _decoder: PacketDecoder
+
+    def _power_up(self) -> None:
         self.injection_counters = InjectionCounters()
-        self._clock = clock
-        self._lock = threading.RLock()
-        self._output_ready = threading.Condition(self._lock)
         self._decoder = PacketDecoder(accepted=HOST_COMMANDS)
         self._rng = random.Random(f"rehastim2:{self.config.seed}")  # noqa: S311 - simulation
-        self._power_on_s = clock()
         self._connected = False
         self._next_init_s: float | None = self._power_on_s
         self._last_valid_packet_s = self._power_on_s
@@ -143,33 +132,15 @@ class RehaStim2Emulator:
         self._pulses: dict[int, ChannelPulse] = {}
         self._one_shot_passes = 0
         self._single_pulses: list[SinglePulse] = []
-        self._unplugged = False
-        self._pending: deque[tuple[float, bytes]] = deque()
-        self._last_due_s = self._power_on_s
-        self._tx = bytearray()
-        self._command_log: list[LoggedCommand] = []
         self._event_log: list[EventRecord] = []
         self._rejected_init_acks = 0
-        with self._lock:
-            self._advance(self._power_on_s)
 
     # --- observation ------------------------------------------------------------------------------
-
-    @property
-    def command_log(self) -> tuple[LoggedCommand, ...]:
-        with self._lock:
-            return tuple(self._command_log)
 
     @property
     def event_log(self) -> tuple[EventRecord, ...]:
         with self._lock:
             return tuple(self._event_log)
-
-    @property
-    def decoder_counters(self) -> DecoderCounters:
-        """Malformed-packet counts of what the PC sent."""
-        with self._lock:
-            return dataclasses.replace(self._decoder.counters)
 
     @property
     def connected(self) -> bool:
@@ -192,11 +163,6 @@ class RehaStim2Emulator:
     def channel_list(self) -> InitChannelListMode | None:
         with self._lock:
             return self._channel_list
-
-    @property
-    def unplugged(self) -> bool:
-        with self._lock:
-            return self._unplugged
 
     @property
     def output_active(self) -> bool:
@@ -229,89 +195,25 @@ class RehaStim2Emulator:
 
     # --- byte interface ---------------------------------------------------------------------------
 
-    def receive(self, data: bytes) -> None:
-        """Consume bytes from the PC, act on every complete packet and queue the answers.
-
-        Events that fell due before these bytes arrived run first, so a packet that arrives after
-        the watchdog deadline does not revive a connection the device has already dropped.
-        """
-        with self._lock:
-            now = self._clock()
-            self._advance(now)
-            if self._unplugged:
-                return
-            for event in self._decoder.feed_events(data):
-                if isinstance(event, Rejection):
-                    self._answer_rejection(event, now)
-                else:
-                    self._execute(event, now)
-            self._apply_fault_switches(now)
-            self._release_due(now)
-
-    def tick(self) -> None:
-        """Process everything that became due by the clock's current time."""
-        with self._lock:
-            self._advance(self._clock())
-
-    def read_output(self, max_bytes: int | None = None) -> bytes:
-        """Take up to ``max_bytes`` (all if None) of the bytes the device has sent so far."""
-        with self._lock:
-            self._advance(self._clock())
-            count = len(self._tx) if max_bytes is None else min(max_bytes, len(self._tx))
-            data = bytes(self._tx[:count])
-            del self._tx[:count]
-            return data
-
-    @property
-    def output_waiting(self) -> int:
-        with self._lock:
-            self._advance(self._clock())
-            return len(self._tx)
-
-    def discard_output(self) -> None:
-        with self._lock:
-            self._tx.clear()
-
-    def wait_for_output(self, timeout_s: float) -> bool:
-        """Block until output is readable or the device is unplugged; True if either happened."""
-        with self._output_ready:
-            if not self._tx and not self._unplugged:
-                self._output_ready.wait(timeout_s)
-            return bool(self._tx) or self._unplugged
-
-    def unplug(self) -> None:
-        """Disconnect now: output stops, nothing more is read or sent."""
-        with self._lock:
-            if not self._unplugged:
-                self._unplug(self._clock())
+    def _consume(self, data: bytes, now: float) -> None:
+        """Act on every complete PC packet, then on any hardware condition that now stops output."""
+        for event in self._decoder.feed_events(data):
+            if isinstance(event, Rejection):
+                self._answer_rejection(event, now)
+            else:
+                self._execute(event, now)
+        self._apply_fault_switches(now)
 
     # --- time-driven behaviour ---------------------------------------------------------------------
 
-    def _advance(self, now: float) -> None:
-        while not self._unplugged:
-            due = self._next_event()
-            if due is None or due[0] > now + _TIME_TOLERANCE_S:
-                break
-            when, handler = due
-            handler(min(when, now))
-        if self._unplugged:
-            return
-        self._apply_fault_switches(now)
-        self._release_due(now)
-
-    def _next_event(self) -> tuple[float, _Handler] | None:
-        candidates: list[tuple[float, int, _Handler]] = []
-        if self.faults.unplug_after_s is not None:
-            candidates.append((self._power_on_s + self.faults.unplug_after_s, 0, self._unplug))
+    def _scheduled_events(self) -> list[ScheduledEvent]:
+        events: list[ScheduledEvent] = []
         if self._connected:
             deadline_s = self._last_valid_packet_s + self.config.watchdog_timeout_ms / 1000
-            candidates.append((deadline_s, 1, self._expire_watchdog))
+            events.append((deadline_s, 1, self._expire_watchdog))
         elif self._next_init_s is not None:
-            candidates.append((self._next_init_s, 2, self._send_init))
-        if not candidates:
-            return None
-        when, _, handler = min(candidates, key=lambda c: (c[0], c[1]))
-        return when, handler
+            events.append((self._next_init_s, 2, self._send_init))
+        return events
 
     def _send_init(self, at_s: float) -> None:
         self._send_unsolicited(Init(self.config.protocol_version), at_s)
@@ -325,14 +227,10 @@ class RehaStim2Emulator:
         self._next_init_s = at_s
         self._event_log.append(EventRecord(at_s, DeviceEvent.WATCHDOG_EXPIRED))
 
-    def _unplug(self, at_s: float) -> None:
+    def _on_unplug(self, at_s: float) -> None:
         self._reset_stimulation()
         self._connected = False
-        self._unplugged = True
-        self._pending.clear()
-        self._tx.clear()
         self._event_log.append(EventRecord(at_s, DeviceEvent.UNPLUGGED))
-        self._output_ready.notify_all()
 
     def _reset_stimulation(self) -> None:
         self._mode = StimulationMode.START
@@ -374,25 +272,11 @@ class RehaStim2Emulator:
         self._send(Packet(number, message), at_s)
 
     def _send(self, packet: Packet, at_s: float) -> None:
-        data = bytearray(encode_packet(packet))
-        faults, rng = self.faults, self._rng
-        if faults.drop_rate > 0 and rng.random() < faults.drop_rate:
+        outcome = self._transmit(encode_packet(packet), at_s, self._rng)
+        if outcome is LinkOutcome.DROPPED:
             self.injection_counters.packets_dropped += 1
-            return
-        if faults.corrupt_rate > 0 and rng.random() < faults.corrupt_rate:
-            data[rng.randrange(len(data))] ^= rng.randrange(1, 256)
+        elif outcome is LinkOutcome.CORRUPTED:
             self.injection_counters.packets_corrupted += 1
-        due_s = max(at_s + faults.latency_ms / 1000, self._last_due_s)
-        self._last_due_s = due_s
-        self._pending.append((due_s, bytes(data)))
-
-    def _release_due(self, now: float) -> None:
-        released = False
-        while self._pending and self._pending[0][0] <= now + _TIME_TOLERANCE_S:
-            self._tx += self._pending.popleft()[1]
-            released = True
-        if released:
-            self._output_ready.notify_all()
 
     # --- commands -------------------------------------------------------------------------------
 
@@ -445,7 +329,7 @@ class RehaStim2Emulator:
             try:
                 reply = self._dispatch(message)
             except _CommandRefusedError as refusal:
-                reply = _ack(ack, refusal.result)
+                reply = _ack(ack, refusal.code)
         self._send(Packet(packet.packet_number, reply), now)
 
     def _accept_init_ack(self, message: InitAck, now: float) -> None:

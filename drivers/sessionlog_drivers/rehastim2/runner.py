@@ -1,77 +1,19 @@
-"""Real-time driver of a ``RehaStim2Emulator``: a background thread that advances its clock-driven
-behaviour (Init repetition, watchdog, delayed answers, scheduled unplug) every few milliseconds. A
-thread that fails does not die quietly: it unplugs the emulator, so output stops and every later
-port operation raises, and the error is kept for ``raise_if_failed``.
+"""Real-time driver of a ``RehaStim2Emulator``: the shared ``emulation.runner.EmulatorRunner``,
+whose tick thread advances Init repetition, the watchdog, delayed answers and scheduled unplug,
+named so the RehaStim 2 emulator's thread and failure log are recognisable.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from types import TracebackType
-from typing import Self
 
+from sessionlog_drivers.emulation.runner import EmulatorRunner as _EmulatorRunner
 from sessionlog_drivers.rehastim2.emulator import RehaStim2Emulator
 
-_log = logging.getLogger(__name__)
 
-
-class EmulatorRunner:
+class EmulatorRunner(_EmulatorRunner[RehaStim2Emulator]):
     """Context manager owning the tick thread of one emulator; ``stop()`` is idempotent."""
 
-    def __init__(self, emulator: RehaStim2Emulator, tick_interval_s: float = 0.002) -> None:
-        if tick_interval_s <= 0:
-            raise ValueError("tick_interval_s must be positive")
-        self.emulator = emulator
-        self._tick_interval_s = tick_interval_s
-        self._stop_requested = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-
-    @property
-    def error(self) -> BaseException | None:
-        """The exception that ended the tick thread, if it failed."""
-        return self._error
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError("an EmulatorRunner is started once")
-        self._thread = threading.Thread(target=self._run, name="rehastim2-emulator", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop ticking and wait for the thread; safe to call twice or before ``start()``."""
-        self._stop_requested.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
-
-    def raise_if_failed(self) -> None:
-        """Re-raise (as RuntimeError, chained) the failure of the tick thread, if any."""
-        if self._error is not None:
-            raise RuntimeError("emulator tick thread failed") from self._error
-
-    def _run(self) -> None:
-        try:
-            while not self._stop_requested.wait(self._tick_interval_s):
-                self.emulator.tick()
-        except Exception as error:
-            self._error = error
-            _log.exception("RehaStim 2 emulator tick thread failed; unplugging the emulator")
-            self.emulator.unplug()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+    THREAD_NAME = "rehastim2-emulator"
+    DEVICE_NAME = "RehaStim 2 emulator"
+    _log = logging.getLogger(__name__)

@@ -1,15 +1,22 @@
 """Settings of the simulated reference stimulator: what hardware it pretends to be, which faults it
 injects, and the one parser that turns `sim://` URL query strings and command-line options into
-them, so the in-process port and the out-of-process server accept exactly the same options.
+them, so the in-process port and the out-of-process server accept exactly the same options. How
+option values are spelled is shared with every emulator (`emulation.options`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs
 
+from sessionlog_drivers.emulation.options import (
+    boolean,
+    channel_set,
+    comma_items,
+    finite_float,
+    group_options,
+    query_values,
+)
 from sessionlog_drivers.simulated.messages import MAX_CHANNELS, ErrorCode, Modality
 
 OptionValue = str | int | float | bool | Iterable[str | int]
@@ -114,38 +121,26 @@ def _int(value: OptionValue) -> int:
 
 
 def _float(value: OptionValue) -> float:
-    number = float(_text(value))
-    if not math.isfinite(number):
-        raise ValueError(f"{value!r} is not a finite number")
-    return number
+    return finite_float(_text(value))
 
 
 def _bool(value: OptionValue) -> bool:
-    text = _text(value).strip().lower()
-    if text in {"1", "true", "yes", "on"}:
-        return True
-    if text in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError(f"{value!r} is not a boolean")
+    return boolean(_text(value))
 
 
 def _millihz(value: OptionValue) -> int:
     return round(_float(value) * 1000)
 
 
-def _items(value: OptionValue) -> list[str]:
-    return [item.strip() for item in _text(value).split(",") if item.strip()]
-
-
 def _modalities(value: OptionValue) -> frozenset[Modality]:
     result = set()
-    for item in _items(value):
+    for item in comma_items(_text(value)):
         result.add(Modality(int(item)) if item.isdigit() else Modality[item.upper()])
     return frozenset(result)
 
 
 def _channels(value: OptionValue) -> frozenset[int]:
-    return frozenset(int(item) for item in _items(value))
+    return channel_set(_text(value))
 
 
 def _error_code(value: OptionValue) -> ErrorCode:
@@ -190,16 +185,7 @@ def options_to_settings(options: Mapping[str, OptionValue]) -> tuple[EmulatorCon
     Nothing is guessed: an unknown option is refused rather than ignored, so a mistyped fault name
     cannot make a fault-injection test pass silently.
     """
-    groups: dict[str, dict[str, object]] = {"device": {}, "limits": {}, "faults": {}}
-    for name, raw in options.items():
-        if name not in _OPTIONS:
-            known = ", ".join(sorted(_OPTIONS))
-            raise ValueError(f"unknown emulator option {name!r} (known: {known})")
-        group, field_name, convert = _OPTIONS[name]
-        try:
-            groups[group][field_name] = convert(raw)
-        except (ValueError, KeyError) as exc:
-            raise ValueError(f"bad value for emulator option {name!r}: {raw!r}") from exc
+    groups = group_options(options, _OPTIONS, ("device", "limits", "faults"))
     limits = HardwareLimits(**groups["limits"])  # type: ignore[arg-type]
     config = EmulatorConfig(limits=limits, **groups["device"])  # type: ignore[arg-type]
     faults = FaultConfig(**groups["faults"])  # type: ignore[arg-type]
@@ -208,5 +194,4 @@ def options_to_settings(options: Mapping[str, OptionValue]) -> tuple[EmulatorCon
 
 def query_to_settings(query: str) -> tuple[EmulatorConfig, FaultConfig]:
     """Settings from a URL query such as `channels=2&seed=1&corrupt_rate=0.01` (last value wins)."""
-    parsed = parse_qs(query, keep_blank_values=True, strict_parsing=False)
-    return options_to_settings({name: values[-1] for name, values in parsed.items()})
+    return options_to_settings(query_values(query))

@@ -5,21 +5,22 @@ when the injected clock says so (`tick` processes whatever became due: watchdog 
 delayed replies, scheduled unplug). Every decoded command is recorded in `command_log` so tests can
 assert what really reached the wire, and the device enforces its own hardware limits and stops by
 itself when the host falls silent — the fail-safe behaviour of DESIGN.md §3 seen from the device
-side. All public methods are thread-safe; `runner.EmulatorRunner` drives one in real time.
+side. The byte path, link faults and event loop are the shared `emulation.device.EmulatedDevice`;
+all public methods are thread-safe; `runner.EmulatorRunner` drives one in real time.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import random
-import threading
-import time
-from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-from sessionlog_drivers.simulated.clock import Clock
+from sessionlog_drivers.emulation.device import (
+    CommandRefusedError,
+    EmulatedDevice,
+    LinkOutcome,
+    ScheduledEvent,
+)
 from sessionlog_drivers.simulated.config import EmulatorConfig, FaultConfig
 from sessionlog_drivers.simulated.protocol import (
     DEVICE_WIDE_CHANNEL,
@@ -65,9 +66,6 @@ ELECTRODE_OFF_IMPEDANCE_OHM = (20_000.0, 80_000.0)
 NORMAL_IMPEDANCE_OHM = (500.0, 1500.0)
 """Range of skin-electrode impedance reported while an electrode is attached."""
 
-_TIME_TOLERANCE_S = 1e-9
-"""An event due within this of the clock is due now, so float rounding cannot postpone it."""
-
 _NAK_FOR_REJECTION = {
     RejectReason.BAD_CRC: ErrorCode.TRANSFER,
     RejectReason.UNKNOWN_COMMAND: ErrorCode.UNKNOWN_COMMAND,
@@ -112,12 +110,8 @@ class InjectionCounters:
     naks_injected: int = 0
 
 
-class _CommandRefusedError(Exception):
-    """Raised inside a command handler to answer NAK(error) and leave the device unchanged."""
-
-    def __init__(self, error: ErrorCode) -> None:
-        super().__init__(error.name)
-        self.error = error
+class _CommandRefusedError(CommandRefusedError[ErrorCode]):
+    """Answered with NAK(code)."""
 
 
 @dataclass(slots=True)
@@ -137,23 +131,17 @@ class _Channel:
         return self.amplitude_ua if self.state is ChannelState.RUNNING else 0
 
 
-class StimulatorEmulator:
+class StimulatorEmulator(
+    EmulatedDevice[EmulatorConfig, FaultConfig, LoggedCommand, DecoderCounters]
+):
     """The device: decodes host frames, answers each one, streams telemetry, injects faults."""
 
-    def __init__(
-        self,
-        config: EmulatorConfig | None = None,
-        faults: FaultConfig | None = None,
-        *,
-        clock: Clock = time.monotonic,
-    ) -> None:
-        self.config = config or EmulatorConfig()
-        self.faults = faults or FaultConfig()
-        """Live fault switches: assign fields at any time; they apply at the next step."""
+    _config_type = EmulatorConfig
+    _faults_type = FaultConfig
+    _decoder: FrameDecoder
+
+    def _power_up(self) -> None:
         self.injection_counters = InjectionCounters()
-        self._clock = clock
-        self._lock = threading.RLock()
-        self._output_ready = threading.Condition(self._lock)
         self._decoder = FrameDecoder(accepted=HOST_COMMANDS)
         self._fault_rng = random.Random(f"faults:{self.config.seed}")  # noqa: S311 - simulation
         self._noise_rng = random.Random(f"noise:{self.config.seed}")  # noqa: S311 - simulation
@@ -162,44 +150,20 @@ class StimulatorEmulator:
             for _ in range(self.config.channel_count)
         ]
         self._check_fault_channels(self.faults.electrode_off)
-        self._power_on_s = clock()
         self._last_host_frame_s = self._power_on_s
         self._telemetry_origin_s: float | None = None
         self._telemetry_count = 0
         self._latched_flags = DeviceFlags.NONE
         self._hardware_fault = False
-        self._unplugged = False
         self._device_seq = 0
-        self._pending: deque[tuple[float, bytes]] = deque()
-        self._last_due_s = self._power_on_s
-        self._tx = bytearray()
-        self._command_log: list[LoggedCommand] = []
         self._fault_log: list[FaultRecord] = []
-        with self._lock:
-            self._advance(self._power_on_s)
 
     # --- observation (for tests and the transports) -----------------------------------------------
-
-    @property
-    def command_log(self) -> tuple[LoggedCommand, ...]:
-        with self._lock:
-            return tuple(self._command_log)
 
     @property
     def fault_log(self) -> tuple[FaultRecord, ...]:
         with self._lock:
             return tuple(self._fault_log)
-
-    @property
-    def decoder_counters(self) -> DecoderCounters:
-        """Malformed-frame counts of what the host sent."""
-        with self._lock:
-            return dataclasses.replace(self._decoder.counters)
-
-    @property
-    def unplugged(self) -> bool:
-        with self._lock:
-            return self._unplugged
 
     @property
     def output_active(self) -> bool:
@@ -217,59 +181,13 @@ class StimulatorEmulator:
 
     # --- byte interface ---------------------------------------------------------------------------
 
-    def receive(self, data: bytes) -> None:
-        """Consume bytes from the host, act on every complete frame and queue the replies.
-
-        Time-driven events that fell due before these bytes arrived are processed first, so a
-        heartbeat that arrives after the watchdog deadline does not revive a stopped output.
-        """
-        with self._lock:
-            now = self._clock()
-            self._advance(now)
-            if self._unplugged:
-                return
-            for event in self._decoder.feed_events(data):
-                if isinstance(event, Rejection):
-                    self._answer_rejection(event, now)
-                else:
-                    self._execute(event, now)
-            self._release_due(now)
-
-    def tick(self) -> None:
-        """Process everything that became due by the clock's current time."""
-        with self._lock:
-            self._advance(self._clock())
-
-    def read_output(self, max_bytes: int | None = None) -> bytes:
-        """Take up to `max_bytes` (all if None) of the bytes the device has sent so far."""
-        with self._lock:
-            self._advance(self._clock())
-            count = len(self._tx) if max_bytes is None else min(max_bytes, len(self._tx))
-            data = bytes(self._tx[:count])
-            del self._tx[:count]
-            return data
-
-    @property
-    def output_waiting(self) -> int:
-        with self._lock:
-            self._advance(self._clock())
-            return len(self._tx)
-
-    def discard_output(self) -> None:
-        """Forget bytes sent but not yet read (replies still delayed by latency stay queued)."""
-        with self._lock:
-            self._tx.clear()
-
-    def wait_for_output(self, timeout_s: float) -> bool:
-        """Block until output is readable or the device is unplugged; True if either happened.
-
-        Delayed replies appear only when something advances the emulator (a `tick` from a runner
-        thread or a read), so a waiter relies on a runner for latency injection in real time.
-        """
-        with self._output_ready:
-            if not self._tx and not self._unplugged:
-                self._output_ready.wait(timeout_s)
-            return bool(self._tx) or self._unplugged
+    def _consume(self, data: bytes, now: float) -> None:
+        """Act on every complete host frame; a discarded one is NAKed when its header allows."""
+        for event in self._decoder.feed_events(data):
+            if isinstance(event, Rejection):
+                self._answer_rejection(event, now)
+            else:
+                self._execute(event, now)
 
     # --- run-time fault switches ------------------------------------------------------------------
 
@@ -291,41 +209,18 @@ class StimulatorEmulator:
             self.faults.device_error = active
             self._advance(self._clock())
 
-    def unplug(self) -> None:
-        """Disconnect now: output stops, nothing more is read or sent."""
-        with self._lock:
-            if not self._unplugged:
-                self._unplug(self._clock())
-
     # --- time-driven behaviour ---------------------------------------------------------------------
 
-    def _advance(self, now: float) -> None:
-        """Run scheduled events in time order up to `now`, then apply switched faults."""
-        while not self._unplugged:
-            due = self._next_event()
-            if due is None or due[0] > now + _TIME_TOLERANCE_S:
-                break
-            due[1](min(due[0], now))
-        if self._unplugged:
-            return
-        self._apply_fault_switches(now)
-        self._release_due(now)
-
-    def _next_event(self) -> tuple[float, Callable[[float], None]] | None:
-        candidates: list[tuple[float, int, Callable[[float], None]]] = []
-        if self.faults.unplug_after_s is not None:
-            candidates.append((self._power_on_s + self.faults.unplug_after_s, 0, self._unplug))
+    def _scheduled_events(self) -> list[ScheduledEvent]:
+        events: list[ScheduledEvent] = []
         if any(ch.active for ch in self._channels):
             watchdog_s = self.config.watchdog_timeout_ms / 1000
-            candidates.append((self._last_host_frame_s + watchdog_s, 1, self._expire_watchdog))
+            events.append((self._last_host_frame_s + watchdog_s, 1, self._expire_watchdog))
             if self._telemetry_origin_s is not None:
                 interval_s = self.config.telemetry_interval_s
                 when = self._telemetry_origin_s + self._telemetry_count * interval_s
-                candidates.append((when, 2, self._send_telemetry))
-        if not candidates:
-            return None
-        when, _, handler = min(candidates, key=lambda c: (c[0], c[1]))
-        return when, handler
+                events.append((when, 2, self._send_telemetry))
+        return events
 
     def _deactivate_all(self) -> None:
         """Output off on every channel; configurations stay, set amplitudes return to configured."""
@@ -335,14 +230,10 @@ class StimulatorEmulator:
                 if channel.settings is not None:
                     channel.amplitude_ua = channel.settings.amplitude_ua
 
-    def _unplug(self, at_s: float) -> None:
+    def _on_unplug(self, at_s: float) -> None:
         self._deactivate_all()
-        self._unplugged = True
         self._telemetry_origin_s = None
-        self._pending.clear()
-        self._tx.clear()
         self._fault_log.append(FaultRecord(at_s, FaultKind.UNPLUGGED, None))
-        self._output_ready.notify_all()
 
     def _expire_watchdog(self, at_s: float) -> None:
         self._deactivate_all()
@@ -416,25 +307,11 @@ class StimulatorEmulator:
         self._send(seq, message, at_s)
 
     def _send(self, seq: int, message: Message, at_s: float) -> None:
-        data = bytearray(encode_frame(Frame(seq, message)))
-        faults, rng = self.faults, self._fault_rng
-        if faults.drop_rate > 0 and rng.random() < faults.drop_rate:
+        outcome = self._transmit(encode_frame(Frame(seq, message)), at_s, self._fault_rng)
+        if outcome is LinkOutcome.DROPPED:
             self.injection_counters.frames_dropped += 1
-            return
-        if faults.corrupt_rate > 0 and rng.random() < faults.corrupt_rate:
-            data[rng.randrange(len(data))] ^= rng.randrange(1, 256)
+        elif outcome is LinkOutcome.CORRUPTED:
             self.injection_counters.frames_corrupted += 1
-        due_s = max(at_s + faults.latency_ms / 1000, self._last_due_s)
-        self._last_due_s = due_s
-        self._pending.append((due_s, bytes(data)))
-
-    def _release_due(self, now: float) -> None:
-        released = False
-        while self._pending and self._pending[0][0] <= now:
-            self._tx += self._pending.popleft()[1]
-            released = True
-        if released:
-            self._output_ready.notify_all()
 
     # --- commands -------------------------------------------------------------------------------
 
@@ -461,7 +338,7 @@ class StimulatorEmulator:
             else:
                 reply = self._dispatch(message, now)
         except _CommandRefusedError as refusal:
-            reply = Nak(frame.command, refusal.error)
+            reply = Nak(frame.command, refusal.code)
         self._update_telemetry_schedule(now)
         self._send(frame.seq, reply, now)
 
