@@ -20,6 +20,7 @@ from sessionlog.hal import (
     DriverState,
     InvalidStateError,
     PlanNotApprovedError,
+    PlanNotEncodableError,
     TelemetryReading,
     open_device,
 )
@@ -267,3 +268,16 @@ def test_a_lost_reply_to_an_idempotent_command_is_retried_not_fatal(running: Dri
     assert running.state is DriverState.RUNNING
     assert running.counters.retried_requests >= 1
     assert emulator.output_active
+
+
+def test_a_frequency_finer_than_the_wire_carries_is_refused_without_a_fault(
+    open_sim: Callable[..., Driver],
+) -> None:
+    driver = open_sim()
+    approved = approve(driver, ems_plan(frequency_hz=35.0004))
+    with pytest.raises(PlanNotEncodableError, match="not a whole number of mHz"):
+        driver.apply(approved)
+    assert sent(driver, wire.Command.CONFIGURE_CHANNEL) == []
+    assert driver.state is DriverState.READY
+    driver.apply(approve(driver, ems_plan()))
+    assert driver.state is DriverState.CONFIGURED

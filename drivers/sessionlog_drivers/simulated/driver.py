@@ -15,6 +15,7 @@ from sessionlog.hal import (
     DeviceIdentity,
     Driver,
     Inbound,
+    PlanNotEncodableError,
     Reply,
     SerialTransport,
     TelemetryReading,
@@ -162,6 +163,17 @@ class SimulatedDriver(Driver):
         return inbound
 
     # -- commands out
+
+    def _check_encodable(self, plan: StimulationPlan) -> None:
+        """The wire carries frequencies in whole mHz: anything finer is refused, not rounded."""
+        problems = []
+        for channel in plan.channels:
+            try:
+                millihertz(channel.frequency_hz)
+            except ValueError as error:
+                problems.append(f"channel {channel.channel}: {error}")
+        if problems:
+            raise PlanNotEncodableError("; ".join(problems))
 
     def _apply(self, plan: StimulationPlan) -> None:
         self._channels_in_plan = wire.channel_mask(channel.channel - 1 for channel in plan.channels)
