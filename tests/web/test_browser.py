@@ -184,6 +184,20 @@ def test_practitioner_runs_watches_and_stops_a_session(server: str, browser: Any
 
     page.set_viewport_size({"width": 800, "height": 1100})
     shot(page, "09-record-tablet")
+
+    # An adverse event is reported from the record and appears among its events.
+    page.get_by_label("What happened").fill("skin redness under electrode 1")
+    page.get_by_label("Severity").select_option("mild")
+    page.get_by_role("button", name="Report adverse event").click()
+    page.wait_for_selector("#events:has-text('skin redness under electrode 1')")
+    assert "adverse event" in page.locator("#events").inner_text()
+
+    # Entered in error: a new version with that status; the original is kept.
+    page.get_by_label("Reason (required)").fill("recorded for the wrong client")
+    page.get_by_role("button", name="Mark as entered in error").click()
+    page.wait_for_function(f"!location.pathname.endsWith('/sessions/{session_id}')")
+    assert page.locator("#record-status").inner_text() == "entered_in_error"
+    shot(page, "09b-record-entered-in-error")
     page.context.close()
 
 

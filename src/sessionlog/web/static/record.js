@@ -1,5 +1,6 @@
-// Session record: plot the stored telemetry (GET /api/v1/sessions/{id}/telemetry) and send a
-// correction with its reason (POST /api/v1/sessions/{id}/corrections), then show the new version.
+// Session record: plot the stored telemetry (GET /api/v1/sessions/{id}/telemetry); send a
+// correction with its reason, an adverse event, or an entered-in-error mark (each a POST to the
+// session's API route), then show the result.
 "use strict";
 document.addEventListener("DOMContentLoaded", async () => {
   const root = document.getElementById("record");
@@ -17,6 +18,34 @@ document.addEventListener("DOMContentLoaded", async () => {
       if (answer.ok) { window.location.assign("/app/sessions/" + answer.data.id); return; }
       out.className = "error";
       out.textContent = "Not corrected: " + SL.problemLines(answer.data).join("; ");
+    });
+  }
+  const adverse = document.getElementById("adverse-form");
+  if (adverse) {
+    adverse.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const out = document.getElementById("adverse-result");
+      const description = adverse.description.value.trim();
+      if (!description) { out.className = "error"; out.textContent = "Describe what happened."; adverse.description.focus(); return; }
+      const answer = await SL.api("POST", "/api/v1/sessions/" + id + "/adverse-events", {
+        description, severity: adverse.severity.value,
+      });
+      if (answer.ok) { window.location.reload(); return; }
+      out.className = "error";
+      out.textContent = "Not recorded: " + SL.problemLines(answer.data).join("; ");
+    });
+  }
+  const mark = document.getElementById("error-form");
+  if (mark) {
+    mark.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const out = document.getElementById("error-result");
+      const reason = mark.reason.value.trim();
+      if (!reason) { out.className = "error"; out.textContent = "Marking a record needs a reason."; mark.reason.focus(); return; }
+      const answer = await SL.api("POST", "/api/v1/sessions/" + id + "/entered-in-error", { reason });
+      if (answer.ok) { window.location.assign("/app/sessions/" + answer.data.id); return; }
+      out.className = "error";
+      out.textContent = "Not marked: " + SL.problemLines(answer.data).join("; ");
     });
   }
   const canvas = document.getElementById("record-plot");
