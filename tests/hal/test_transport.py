@@ -49,14 +49,18 @@ def test_socket_peer_closing_is_a_disconnect() -> None:
 
     def accept_then_close() -> None:
         connection, _ = server.accept()
+        # Answer only once the host has spoken: pyserial's socket:// open() discards whatever
+        # arrived before it finished, as a real port's input buffer reset would.
+        assert connection.recv(1) == b"?"
         connection.sendall(b"hi")
-        greeting_read.wait(timeout=5)
+        greeting_read.wait(timeout=10)
         connection.close()
 
     thread = threading.Thread(target=accept_then_close)
     thread.start()
     try:
         with SerialTransport(f"socket://127.0.0.1:{port}") as transport:
+            transport.write(b"?")
             assert transport.read_exact(2, timeout_s=10) == b"hi"
             greeting_read.set()
             thread.join(timeout=2)
