@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,11 +17,13 @@ from pytest_mock import MockerFixture
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, select
 
 from sessionlog.hal import TelemetryReading
 from sessionlog.sessions import recorder as recorder_module
 from sessionlog.sessions.recorder import SessionRecorder, unpack_int32
 from sessionlog.store.database import make_engine
+from sessionlog.store.models import SessionEvent, TelemetryBlock
 from tests.rows import insert_session
 from tests.sessions.tcp_proxy import TcpProxy
 
@@ -172,3 +175,39 @@ def test_a_torn_last_spool_line_is_skipped_and_the_rest_replayed(
         assert sorted(currents) == list(range(10))
     finally:
         engine.dispose()
+
+
+def test_written_rows_read_back_through_the_models_exactly(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The recorder's compiled inserts store what the ORM reads back: UTC times, JSON, arrays."""
+    engine = make_engine(database_url)
+    session_id = insert_session(engine)
+    recorder = SessionRecorder(engine, session_id, spool_dir=tmp_path, flush_interval_s=60)
+    occurred = datetime(2026, 3, 1, 8, 30, 15, 123456, tzinfo=UTC)
+    payload = {"text": "ölçü 5 µA", "nested": {"values": [1, 2.5, None, True]}}
+    try:
+        recorder.event("note", payload, occurred_at=occurred, flush=False)
+        for offset_ms, current in ((0, 1500), (50, 1600), (100, 1700)):
+            recorder.telemetry(
+                TelemetryReading(
+                    channel=2,
+                    current_ua=current,
+                    impedance_ohm=900 + offset_ms,
+                    received_at=100.0 + offset_ms / 1000,
+                )
+            )
+        recorder.flush()
+        expected_t0 = recorder.wall_time(100.0)
+    finally:
+        recorder.close()
+    with Session(engine) as db:
+        event = db.exec(select(SessionEvent).where(SessionEvent.session_id == session_id)).one()
+        block = db.exec(select(TelemetryBlock).where(TelemetryBlock.session_id == session_id)).one()
+    engine.dispose()
+    assert (event.kind, event.payload, event.occurred_at) == ("note", payload, occurred)
+    assert event.seq < block.seq
+    assert (block.channel, block.n, block.t0) == (2, 3, expected_t0)
+    assert unpack_int32(bytes(block.offsets_ms)) == [0, 50, 100]
+    assert unpack_int32(bytes(block.current_ua)) == [1500, 1600, 1700]
+    assert unpack_int32(bytes(block.impedance_ohm)) == [900, 950, 1000]

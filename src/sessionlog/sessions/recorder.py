@@ -21,15 +21,16 @@ import sys
 import threading
 import time
 from array import array
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, func, insert, select
+from sqlalchemy import Dialect, Engine, Table, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlmodel import SQLModel
 
 import sessionlog.store.models  # noqa: F401  (registers the tables)
@@ -70,23 +71,97 @@ class RecorderStats:
     last_error: str | None = None
 
 
+@dataclass(frozen=True)
+class _PreparedInsert:
+    """An "insert, skip rows already there" compiled once per table, dialect and column set.
+
+    A flush writes a handful of rows many times a second for every running session, and building
+    SQLAlchemy's execution context for each write costs more than the write itself. The SQL and
+    the type conversions still come from SQLAlchemy (the dialect's ``on conflict do nothing`` and
+    each column's bind processor), so the stored values are exactly what an ORM insert stores.
+    """
+
+    sql: str
+    keys: tuple[str, ...]
+    positional: bool
+    processors: tuple[Callable[[Any], Any] | None, ...]
+
+    @classmethod
+    def compile(cls, table: Table, dialect: Dialect, keys: tuple[str, ...]) -> _PreparedInsert:
+        statement: Any
+        if dialect.name == "postgresql":
+            statement = postgresql.insert(table).on_conflict_do_nothing(
+                index_elements=["session_id", "seq"]
+            )
+        elif dialect.name == "sqlite":
+            statement = sqlite.insert(table).on_conflict_do_nothing(
+                index_elements=["session_id", "seq"]
+            )
+        else:  # pragma: no cover - only the two supported engines reach here
+            statement = insert(table)
+        compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+        if compiled.positiontup is not None:
+            keys = tuple(compiled.positiontup)
+        processors = tuple(
+            table.columns[key].type.dialect_impl(dialect).bind_processor(dialect) for key in keys
+        )
+        return cls(str(compiled), keys, compiled.positiontup is not None, processors)
+
+    def parameters(self, rows: list[dict[str, Any]]) -> list[Any]:
+        pairs = tuple(zip(self.keys, self.processors, strict=True))
+        converted = [
+            [(process(row[key]) if process else row[key]) for key, process in pairs] for row in rows
+        ]
+        if self.positional:
+            return [tuple(values) for values in converted]
+        return [dict(zip(self.keys, values, strict=True)) for values in converted]
+
+
+_PREPARED: dict[tuple[str, str, tuple[str, ...]], _PreparedInsert] = {}
+
+
 def _insert_ignoring_duplicates(
-    connection: Connection, table: Table, rows: list[dict[str, Any]]
+    cursor: Any, dialect: Dialect, table: Table, rows: list[dict[str, Any]]
 ) -> None:
     if not rows:
         return
-    dialect = connection.dialect.name
-    if dialect == "postgresql":
-        statement: Any = postgresql.insert(table).on_conflict_do_nothing(
-            index_elements=["session_id", "seq"]
-        )
-    elif dialect == "sqlite":
-        statement = sqlite.insert(table).on_conflict_do_nothing(
-            index_elements=["session_id", "seq"]
-        )
-    else:  # pragma: no cover - only the two supported engines reach here
-        statement = insert(table)
-    connection.execute(statement, rows)
+    keys = tuple(rows[0])
+    cache_key = (table.name, dialect.name, keys)
+    prepared = _PREPARED.get(cache_key)
+    if prepared is None:
+        prepared = _PREPARED[cache_key] = _PreparedInsert.compile(table, dialect, keys)
+    cursor.executemany(prepared.sql, prepared.parameters(rows))
+
+
+def _write_batch(engine: Engine, batch: dict[str, Any]) -> None:
+    """Events and blocks of one batch in one transaction, on a pooled DB-API connection.
+
+    Any failure rolls back and discards the connection (it may be the one a network cut broke),
+    and reaches the caller as a SQLAlchemy error like every other database failure.
+    """
+    dialect = engine.dialect
+    dbapi_error = dialect.loaded_dbapi.Error
+    try:
+        connection = engine.raw_connection()
+    except dbapi_error as error:
+        raise DBAPIError.instance(None, None, error, dbapi_error) from error
+    try:
+        cursor = connection.cursor()
+        if dialect.name == "sqlite":
+            # The connection runs in autocommit mode (see store.database); take the write lock
+            # at once, as every other writer does.
+            cursor.execute("BEGIN IMMEDIATE")
+        _insert_ignoring_duplicates(cursor, dialect, EVENTS, batch["events"])
+        _insert_ignoring_duplicates(cursor, dialect, BLOCKS, batch["blocks"])
+        connection.commit()
+    except dbapi_error as error:
+        connection.invalidate(error)
+        raise DBAPIError.instance(None, None, error, dbapi_error) from error
+    except BaseException as error:
+        connection.invalidate(error)
+        raise
+    finally:
+        connection.close()
 
 
 class SessionRecorder:
@@ -113,7 +188,7 @@ class SessionRecorder:
         self._mono_at_start = clock()
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
-        self._samples: list[TelemetryReading] = []
+        self._samples: deque[TelemetryReading] = deque()
         self._events: list[dict[str, Any]] = []
         self._seq = itertools.count(self._next_free_seq())
         self._closed = threading.Event()
@@ -150,11 +225,9 @@ class SessionRecorder:
         return self._wall_at_start + timedelta(seconds=monotonic_s - self._mono_at_start)
 
     def telemetry(self, reading: TelemetryReading) -> None:
-        """Take one reading (called on the driver's reader thread: one append, never any I/O)."""
-        with self._lock:
-            self._samples.append(reading)
-            overflowing = len(self._samples) >= self._max_buffered
-        if overflowing:
+        """Take one reading (called on the driver's reader thread: one append, no lock, no I/O)."""
+        self._samples.append(reading)
+        if len(self._samples) >= self._max_buffered:
             self._wake.set()
 
     def event(
@@ -187,20 +260,25 @@ class SessionRecorder:
     def _take_batch(self) -> dict[str, Any] | None:
         with self._lock:
             events, self._events = self._events, []
-            samples, self._samples = self._samples, []
-            block_seqs = {}
-            for channel in sorted({s.channel for s in samples}):
-                block_seqs[channel] = next(self._seq)
+            # Only this side removes samples, so taking as many as are there now is race-free
+            # against the reader thread appending more.
+            take = self._samples.popleft
+            samples = [take() for _ in range(len(self._samples))]
+            by_channel: dict[int, list[TelemetryReading]] = {}
+            for sample in samples:
+                readings = by_channel.get(sample.channel)
+                if readings is None:
+                    by_channel[sample.channel] = readings = []
+                readings.append(sample)
+            block_seqs = {channel: next(self._seq) for channel in sorted(by_channel)}
         self.stats.samples_received += len(samples)
-        by_channel: dict[int, list[TelemetryReading]] = {}
-        for sample in samples:
-            by_channel.setdefault(sample.channel, []).append(sample)
         blocks = []
-        for channel, readings in sorted(by_channel.items()):
+        for channel, seq in block_seqs.items():
+            readings = by_channel[channel]
             first = readings[0].received_at
             blocks.append(
                 {
-                    "seq": block_seqs[channel],
+                    "seq": seq,
                     "session_id": self.session_id,
                     "channel": channel,
                     "t0": self.wall_time(first),
@@ -248,9 +326,7 @@ class SessionRecorder:
 
     def _write(self, batch: dict[str, Any]) -> None:
         """Events and blocks of one batch in one transaction; rows already there are skipped."""
-        with self._engine.begin() as connection:
-            _insert_ignoring_duplicates(connection, EVENTS, batch["events"])
-            _insert_ignoring_duplicates(connection, BLOCKS, batch["blocks"])
+        _write_batch(self._engine, batch)
         self.stats.events_written += len(batch["events"])
         self.stats.blocks_written += len(batch["blocks"])
 
