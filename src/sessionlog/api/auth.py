@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer, SecurityScopes
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, Row, Table, select
 from sqlmodel import Session
 
 from sessionlog.api.deps import SessionDep, get_engine
@@ -40,31 +40,55 @@ def _unauthorized(detail: str) -> ProblemError:
     return error
 
 
-def _principal_from_token(db: Session, secret: str, token: str) -> Principal:
+USERS: Table = User.__table__  # type: ignore[attr-defined]
+API_KEYS: Table = ApiKey.__table__  # type: ignore[attr-defined]
+
+
+def _active_user(connection: Connection, user_id: int) -> Row[Any, Any, Any, Any] | None:
+    """The account's current name and role, or None if it is gone or deactivated.
+
+    Read on every request (a plain select, no ORM object): a deactivated account or a changed
+    role takes effect on the next request, not when a token expires.
+    """
+    user = connection.execute(
+        select(USERS.c.id, USERS.c.username, USERS.c.role, USERS.c.active).where(
+            USERS.c.id == user_id
+        )
+    ).first()
+    return user if user is not None and user.active else None
+
+
+def _principal_from_token(connection: Connection, secret: str, token: str) -> Principal:
     try:
         user_id, token_role, scopes = read_token(secret, token)
     except InvalidTokenError as error:
         raise _unauthorized(str(error)) from error
-    user = db.get(User, user_id)
-    if user is None or not user.active:
+    user = _active_user(connection, user_id)
+    if user is None:
         raise _unauthorized("the account of this token does not exist or is deactivated")
     if user.role != token_role:
         raise _unauthorized("the account's role changed since this token was issued: sign in again")
-    assert user.id is not None
     return Principal(user.id, user.username, user.role, scopes, "token")
 
 
-def _principal_from_key(db: Session, presented: str) -> Principal:
+def _principal_from_key(connection: Connection, presented: str) -> Principal:
     parsed = api_keys.parse_key(presented)
-    key = db.get(ApiKey, parsed[0]) if parsed else None
+    key = (
+        connection.execute(
+            select(
+                API_KEYS.c.id, API_KEYS.c.user_id, API_KEYS.c.secret_hash, API_KEYS.c.revoked_at
+            ).where(API_KEYS.c.id == parsed[0])
+        ).first()
+        if parsed
+        else None
+    )
     if parsed is None or key is None or not api_keys.secret_matches(parsed[1], key.secret_hash):
         raise _unauthorized("the API key is not valid")
     if key.revoked_at is not None:
         raise _unauthorized("the API key has been revoked")
-    user = db.get(User, key.user_id)
-    if user is None or not user.active:
+    user = _active_user(connection, key.user_id)
+    if user is None:
         raise _unauthorized("the API key's account is deactivated")
-    assert user.id is not None
     return Principal(
         user.id, user.username, user.role, scopes_for_role(user.role), f"api_key:{key.id}"
     )
@@ -79,11 +103,11 @@ def authorize(
 ) -> Principal:
     # Its own short read-only transaction: the request's unit of work has not begun yet, so a
     # route that hands work to other transactions (live sessions) holds no lock meanwhile.
-    with Session(read_only(engine)) as db:
+    with read_only(engine).connect() as connection:
         if token:
-            principal = _principal_from_token(db, request.app.state.auth_secret, token)
+            principal = _principal_from_token(connection, request.app.state.auth_secret, token)
         elif api_key:
-            principal = _principal_from_key(db, api_key)
+            principal = _principal_from_key(connection, api_key)
         else:
             raise _unauthorized("send a bearer token (POST /api/v1/auth/token) or an X-API-Key")
     missing = sorted(set(security_scopes.scopes) - set(principal.scopes))

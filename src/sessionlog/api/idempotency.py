@@ -15,13 +15,15 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlmodel import select
+from sqlalchemy import Table, insert, select
 
 from sessionlog.api.deps import SessionDep
 from sessionlog.api.problems import FieldError, ProblemError
 from sessionlog.store.audit import canonical_json
 from sessionlog.store.models import IdempotencyRecord
+from sessionlog.store.types import utc_now
 
+RECORDS: Table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
 IDEMPOTENCY_HEADER_DOC = (
     "Any unique string (e.g. a UUID). Sending the same key and body again returns the first "
     "response instead of creating a second record."
@@ -46,11 +48,18 @@ class Idempotency:
         """The stored first response for this key, or None if the key is new (or absent)."""
         if self.key is None:
             return None
-        record = self.db.exec(
-            select(IdempotencyRecord).where(
-                IdempotencyRecord.principal == self._principal(), IdempotencyRecord.key == self.key
+        record = (
+            self.db.connection()
+            .execute(
+                select(
+                    RECORDS.c.request_hash,
+                    RECORDS.c.response_body,
+                    RECORDS.c.status_code,
+                    RECORDS.c.response_headers,
+                ).where(RECORDS.c.principal == self._principal(), RECORDS.c.key == self.key)
             )
-        ).first()
+            .first()
+        )
         if record is None:
             return None
         if record.request_hash != self._hash(body):
@@ -78,19 +87,20 @@ class Idempotency:
     ) -> None:
         if self.key is None:
             return
-        self.db.add(
-            IdempotencyRecord(
-                principal=self._principal(),
-                key=self.key,
-                method=self.request.method,
-                path=self.request.url.path,
-                request_hash=self._hash(body),
-                status_code=status_code,
-                response_body=result.model_dump_json(),
-                response_headers=headers,
-            )
+        self.db.connection().execute(
+            insert(RECORDS),
+            {
+                "principal": self._principal(),
+                "key": self.key,
+                "method": self.request.method,
+                "path": self.request.url.path,
+                "request_hash": self._hash(body),
+                "status_code": status_code,
+                "response_body": result.model_dump_json(),
+                "response_headers": headers,
+                "created_at": utc_now(),
+            },
         )
-        self.db.flush()
 
 
 async def idempotency(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import exists
 from sqlmodel import Session, col, select
 
 from sessionlog.errors import ConflictError, InvalidFieldError
@@ -37,17 +38,39 @@ from sessionlog.store.models import (
 from sessionlog.store.types import utc_now
 
 
-def _require(db: Session, model: type[Any], record_id: int | None, field: str, what: str) -> None:
-    if record_id is not None and repository.get(db, model, record_id) is None:
-        raise InvalidFieldError(field, f"no {what} with id {record_id}")
+def _require(db: Session, references: list[tuple[str, type[Any], int | None, str]]) -> None:
+    """Refuse the first reference (field, table, id, what) whose row does not exist.
+
+    All are checked in one query: a recorded session names three or four other records, and a
+    round trip per reference is most of the cost of recording one.
+    """
+    given = [reference for reference in references if reference[2] is not None]
+    if not given:
+        return
+    found: Any = db.exec(
+        select(
+            *(
+                exists().where(model.__table__.c.id == record_id).label(field)
+                for field, model, record_id, _ in given
+            )
+        )
+    ).one()
+    for (field, _, record_id, what), present in zip(given, found, strict=True):
+        if not present:
+            raise InvalidFieldError(field, f"no {what} with id {record_id}")
 
 
 def record_standalone_session(db: Session, data: SessionRecordCreate) -> TreatmentSession:
     """Store a session that already happened, flagged with the standard-profile violations."""
-    _require(db, Client, data.client_id, "client_id", "client")
-    _require(db, User, data.practitioner_id, "practitioner_id", "user")
-    _require(db, Device, data.device_id, "device_id", "device")
-    _require(db, Program, data.program_id, "program_id", "program")
+    _require(
+        db,
+        [
+            ("client_id", Client, data.client_id, "client"),
+            ("practitioner_id", User, data.practitioner_id, "user"),
+            ("device_id", Device, data.device_id, "device"),
+            ("program_id", Program, data.program_id, "program"),
+        ],
+    )
     program = repository.get(db, Program, data.program_id) if data.program_id else None
     if program is not None and program.modality != data.plan.modality:
         raise InvalidFieldError(

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Connection, Table, insert, text
 from sqlmodel import Session, col, select
 
 from sessionlog.store.models import AuditEvent
@@ -30,28 +31,34 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def _payload(event: AuditEvent) -> dict[str, Any]:
-    return {
-        "at": event.at.isoformat(),
-        "actor_id": event.actor_id,
-        "actor_via": event.actor_via,
-        "action": event.action,
-        "resource": event.resource,
-        "resource_id": event.resource_id,
-        "before": event.before,
-        "after": event.after,
-        "reason": event.reason,
-    }
+HASHED_FIELDS = (
+    "at",
+    "actor_id",
+    "actor_via",
+    "action",
+    "resource",
+    "resource_id",
+    "before",
+    "after",
+    "reason",
+)
+AUDIT_EVENTS: Table = AuditEvent.__table__  # type: ignore[attr-defined]
+
+
+def chain_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:
+    """SHA-256 over the previous hash and the canonical JSON of the event's hashed fields."""
+    payload = {name: fields[name] for name in HASHED_FIELDS}
+    payload["at"] = payload["at"].isoformat()
+    return hashlib.sha256((prev_hash + canonical_json(payload)).encode()).hexdigest()
 
 
 def event_hash(prev_hash: str, event: AuditEvent) -> str:
-    return hashlib.sha256((prev_hash + canonical_json(_payload(event))).encode()).hexdigest()
+    return chain_hash(prev_hash, {name: getattr(event, name) for name in HASHED_FIELDS})
 
 
-def _lock_chain(db: Session) -> None:
-    bind = db.get_bind()
-    if bind.dialect.name == "postgresql":
-        db.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=AUDIT_LOCK_KEY))  # type: ignore[call-overload]
+def _lock_chain(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
 
 
 def append_event(
@@ -65,27 +72,32 @@ def append_event(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
     reason: str | None = None,
-) -> AuditEvent:
-    """Add one event to the chain inside the caller's transaction."""
-    _lock_chain(db)
-    last = db.exec(select(AuditEvent.hash).order_by(col(AuditEvent.id).desc()).limit(1)).first()
-    event = AuditEvent(
-        at=utc_now(),
-        actor_id=actor_id,
-        actor_via=actor_via,
-        action=action,
-        resource=resource,
-        resource_id=None if resource_id is None else str(resource_id),
-        before=json.loads(canonical_json(before)) if before is not None else None,
-        after=json.loads(canonical_json(after)) if after is not None else None,
-        reason=reason,
-        prev_hash=last or GENESIS_HASH,
-        hash="",
-    )
-    event.hash = event_hash(event.prev_hash, event)
-    db.add(event)
-    db.flush()
-    return event
+) -> str:
+    """Add one event to the chain inside the caller's transaction; returns its hash.
+
+    A plain insert on the session's connection rather than an ORM object: every audited request
+    pays for this, and the row is never read back in the same unit of work.
+    """
+    connection = db.connection()
+    _lock_chain(connection)
+    last = connection.execute(
+        select(AUDIT_EVENTS.c.hash).order_by(AUDIT_EVENTS.c.id.desc()).limit(1)
+    ).scalar()
+    values: dict[str, Any] = {
+        "at": utc_now(),
+        "actor_id": actor_id,
+        "actor_via": actor_via,
+        "action": action,
+        "resource": resource,
+        "resource_id": None if resource_id is None else str(resource_id),
+        "before": json.loads(canonical_json(before)) if before is not None else None,
+        "after": json.loads(canonical_json(after)) if after is not None else None,
+        "reason": reason,
+        "prev_hash": last or GENESIS_HASH,
+    }
+    values["hash"] = chain_hash(values["prev_hash"], values)
+    connection.execute(insert(AUDIT_EVENTS), values)
+    return str(values["hash"])
 
 
 @dataclass(frozen=True)
