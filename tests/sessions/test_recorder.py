@@ -8,6 +8,7 @@ made to fail (pytest-mock), which exercises the same spool-and-replay path.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,9 +22,11 @@ from sqlmodel import Session, select
 
 from sessionlog.hal import TelemetryReading
 from sessionlog.sessions import recorder as recorder_module
+from sessionlog.sessions.live import LiveSessions
 from sessionlog.sessions.recorder import SessionRecorder, unpack_int32
+from sessionlog.settings import Settings
 from sessionlog.store.database import make_engine
-from sessionlog.store.models import SessionEvent, TelemetryBlock
+from sessionlog.store.models import SessionEvent, TelemetryBlock, TreatmentSession
 from tests.rows import insert_session
 from tests.sessions.tcp_proxy import TcpProxy
 
@@ -211,3 +214,127 @@ def test_written_rows_read_back_through_the_models_exactly(
     assert unpack_int32(bytes(block.offsets_ms)) == [0, 50, 100]
     assert unpack_int32(bytes(block.current_ua)) == [1500, 1600, 1700]
     assert unpack_int32(bytes(block.impedance_ohm)) == [900, 950, 1000]
+
+
+def _status(engine: Engine, session_id: int) -> str:
+    with engine.connect() as connection:
+        status: str = connection.execute(
+            text("SELECT status FROM session WHERE id = :s"), {"s": session_id}
+        ).scalar_one()
+    return status
+
+
+def test_session_row_changes_spooled_in_an_outage_are_applied_when_it_ends(
+    outage: tuple[Engine, Callable[[], None], Callable[[], None]], tmp_path: Path
+) -> None:
+    """A session that ends while the database is away gets its end written once it is back."""
+    engine, cut, restore = outage
+    session_id = insert_session(engine, status="planned")
+    recorder = SessionRecorder(engine, session_id, spool_dir=tmp_path, flush_interval_s=0.05)
+    recorder.update_session({"status": "running", "started_at": datetime.now(UTC)})
+    assert _status(engine, session_id) == "running"
+    cut()
+    ended_at = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    recorder.update_session({"status": "paused"})
+    recorder.event("state_changed", {"to": "completed"}, flush=False)
+    recorder.update_session(
+        {"status": "completed", "ended_at": ended_at, "end_reason": "planned duration reached"},
+        flush=False,
+    )
+    recorder.close()  # the database is still away: everything is spooled, nothing is lost
+    assert recorder.has_spooled_data
+    restore()
+    assert _wait(lambda: not recorder.has_spooled_data, 10)
+    with Session(engine) as db:
+        stored = db.get(TreatmentSession, session_id)
+        assert stored is not None
+        assert (stored.status, stored.end_reason, stored.ended_at) == (
+            "completed",
+            "planned duration reached",
+            ended_at,
+        )
+        assert stored.started_at is not None
+        kinds = [
+            e.kind
+            for e in db.exec(select(SessionEvent).where(SessionEvent.session_id == session_id))
+        ]
+    assert kinds == ["state_changed"]
+
+
+def test_a_replayed_change_never_touches_a_session_that_has_ended(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Changes apply only to an open session and never overwrite the first start time."""
+    engine = make_engine(database_url)
+    session_id = insert_session(engine, status="planned")
+    first_start = datetime(2030, 5, 1, 9, 0, tzinfo=UTC)
+    recorder = SessionRecorder(engine, session_id, spool_dir=tmp_path, flush_interval_s=60)
+    try:
+        recorder.update_session({"status": "running", "started_at": first_start})
+        recorder.update_session({"status": "running", "started_at": datetime.now(UTC)})
+        recorder.update_session(
+            {"status": "stopped", "ended_at": datetime(2030, 5, 1, 9, 10, tzinfo=UTC)}
+        )
+        # What a replay after a crash would send again: refused by nothing, applied to nothing.
+        recorder.update_session({"status": "paused"})
+        recorder.update_session({"status": "interrupted", "end_reason": "late"})
+    finally:
+        recorder.close()
+    assert not recorder.has_spooled_data
+    with Session(engine) as db:
+        stored = db.get(TreatmentSession, session_id)
+        assert stored is not None
+        assert (stored.status, stored.started_at, stored.end_reason) == (
+            "stopped",
+            first_start,
+            None,
+        )
+    engine.dispose()
+
+
+def _wait(condition: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def test_a_restart_writes_a_spooled_end_instead_of_marking_the_session_interrupted(
+    outage: tuple[Engine, Callable[[], None], Callable[[], None]],
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    """The service stops while a session's end is still spooled: the next start writes that end."""
+    engine, cut, restore = outage
+    settings = Settings(database_url=database_url, data_dir=tmp_path, auto_migrate=False)
+    ended_in_outage = insert_session(engine, status="running")
+    left_running = insert_session(engine, status="running")
+    # A long retry interval: nothing but the restart below writes the spool.
+    recorder = SessionRecorder(
+        engine, ended_in_outage, spool_dir=tmp_path / "spool", flush_interval_s=600
+    )
+    cut()
+    recorder.event("state_changed", {"from": "running", "to": "completed"}, flush=False)
+    recorder.update_session(
+        {"status": "completed", "ended_at": datetime.now(UTC), "end_reason": "duration reached"},
+        flush=False,
+    )
+    recorder.close()
+    assert recorder.has_spooled_data
+    restore()
+
+    recovered = LiveSessions(engine, settings).recover_interrupted()
+
+    assert recovered == [left_running]
+    with Session(engine) as db:
+        ended = db.get(TreatmentSession, ended_in_outage)
+        interrupted = db.get(TreatmentSession, left_running)
+        assert ended is not None
+        assert interrupted is not None
+        assert (ended.status, ended.end_reason) == ("completed", "duration reached")
+        assert interrupted.status == "interrupted"
+        assert interrupted.end_reason is not None
+        assert "running" in interrupted.end_reason
+    assert not recorder.has_spooled_data

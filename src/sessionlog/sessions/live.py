@@ -28,7 +28,7 @@ from sessionlog.sessions.recorder import SessionRecorder
 from sessionlog.sessions.runner import ENDED, RunState, SessionRunner
 from sessionlog.settings import Settings
 from sessionlog.store import repository
-from sessionlog.store.database import session_scope
+from sessionlog.store.database import read_only, session_scope
 from sessionlog.store.models import Client, Device, Program, SessionChannel, TreatmentSession, User
 
 logger = logging.getLogger(__name__)
@@ -233,76 +233,90 @@ class LiveSessions:
         return found
 
     def _record_state(self, runner: SessionRunner, state: RunState) -> None:
-        with session_scope(self._engine) as db:
-            session = db.get(TreatmentSession, runner.session_id)
-            if session is not None and session.status in UNFINISHED:
-                session.status = state.value
-                if state is RunState.RUNNING and session.started_at is None:
-                    session.started_at = datetime.now(UTC)
-                db.add(session)
+        values: dict[str, Any] = {"status": state.value}
+        if state is RunState.RUNNING:
+            values["started_at"] = datetime.now(UTC)  # kept only if it is the first start
+        runner.recorder.update_session(values)
 
     def _finish(self, runner: SessionRunner) -> None:
-        """Write how the session ended, its link error counts and the dose actually delivered."""
-        runner.recorder.close()
+        """Write how the session ended, its link error counts and the dose actually delivered.
+
+        The end goes through the recorder with the last events, so a database outage at that
+        moment spools it too instead of losing it.
+        """
         counters = runner.driver.counters
         planned = runner.plan.dose
         duration = runner.plan.plan.duration_s
         delivered_fraction = min(1.0, runner.elapsed_s() / duration) if duration else 0.0
-        try:
-            with session_scope(self._engine) as db:
-                session = db.get(TreatmentSession, runner.session_id)
-                if session is None:
-                    return
-                session.status = runner.state.value
-                session.ended_at = datetime.now(UTC)
-                if session.started_at is None:
-                    session.started_at = session.ended_at
-                session.end_reason = runner.end_reason
-                session.link_errors = {
+        ended_at = datetime.now(UTC)
+        runner.recorder.update_session(
+            {
+                "status": runner.state.value,
+                "ended_at": ended_at,
+                "started_at": ended_at,  # only if it never started
+                "end_reason": runner.end_reason,
+                "link_errors": {
                     "malformed_frames": counters.malformed_frames,
                     "reply_timeouts": counters.reply_timeouts,
                     "refusals": counters.refusals,
                     "unmatched_replies": counters.unmatched_replies,
                     "retried_requests": counters.retried_requests,
                     "telemetry_readings": counters.telemetry_readings,
-                }
-                session.dose_total_charge_uc = planned.total_charge_uc * delivered_fraction
-                session.dose_on_time_s = planned.on_time_s * delivered_fraction
-                db.add(session)
-        except Exception:
-            logger.exception("session %s: the end could not be written", runner.session_id)
+                },
+                "dose_total_charge_uc": planned.total_charge_uc * delivered_fraction,
+                "dose_on_time_s": planned.on_time_s * delivered_fraction,
+            },
+            flush=False,
+        )
+        runner.recorder.close()
 
     # ------------------------------------------------------------------ process lifecycle
 
     def recover_interrupted(self) -> list[int]:
-        """Mark sessions a previous process left unfinished as interrupted; write their spools."""
-        with session_scope(self._engine) as db:
+        """Settle the sessions a previous process left open.
+
+        Each one's spool is written first: it may hold how the session really ended (a database
+        outage at the end, then the process stopped). Those still open after that are marked
+        interrupted, with their events and telemetry up to the last flush.
+        """
+        open_sessions = read_only(self._engine)
+        with session_scope(open_sessions) as db:
             stale = list(
                 db.exec(
-                    select(TreatmentSession).where(
+                    select(TreatmentSession.id).where(
                         TreatmentSession.mode == "live",
                         col(TreatmentSession.status).in_(UNFINISHED),
                     )
                 ).all()
             )
-            for session in stale:
-                session.end_reason = (
-                    f"the service stopped while the session was {session.status}; "
-                    "found at the next start"
-                )
-                session.status = "interrupted"
-                session.ended_at = session.ended_at or datetime.now(UTC)
-                db.add(session)
         recovered = []
-        for session in stale:
-            assert session.id is not None
-            recorder = SessionRecorder(self._engine, session.id, spool_dir=self.spool_dir)
-            recorder.event(
-                "state_changed",
-                {"from": "unknown", "to": "interrupted", "reason": "service restart"},
-            )
-            recorder.close()
-            recovered.append(session.id)
+        for session_id in stale:
+            assert session_id is not None
+            recorder = SessionRecorder(self._engine, session_id, spool_dir=self.spool_dir)
+            try:
+                recorder.flush()
+                with session_scope(open_sessions) as db:
+                    status = db.exec(
+                        select(TreatmentSession.status).where(TreatmentSession.id == session_id)
+                    ).one()
+                if status not in UNFINISHED:
+                    continue
+                recorder.event(
+                    "state_changed",
+                    {"from": "unknown", "to": "interrupted", "reason": "service restart"},
+                    flush=False,
+                )
+                recorder.update_session(
+                    {
+                        "status": "interrupted",
+                        "ended_at": datetime.now(UTC),
+                        "end_reason": f"the service stopped while the session was {status}; "
+                        "found at the next start",
+                    }
+                )
+                recovered.append(session_id)
+            finally:
+                recorder.close()
         if recovered:
             logger.warning("sessions marked interrupted at start-up: %s", recovered)
         return recovered

@@ -22,15 +22,16 @@ import threading
 import time
 from array import array
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Dialect, Engine, Table, func, insert, select
+from sqlalchemy import Dialect, Engine, Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.types import TypeEngine
 from sqlmodel import SQLModel
 
 import sessionlog.store.models  # noqa: F401  (registers the tables)
@@ -40,8 +41,12 @@ logger = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 0.5
 MAX_BUFFERED_SAMPLES = 50_000
+MAX_SPOOL_RETRY_S = 10.0
 EVENTS: Table = SQLModel.metadata.tables["session_event"]
 BLOCKS: Table = SQLModel.metadata.tables["telemetry_block"]
+SESSIONS: Table = SQLModel.metadata.tables["session"]
+OPEN_STATUSES = ("planned", "running", "paused")
+"""A session in one of these states has not ended; its row may still change."""
 
 
 def pack_int32(values: list[int]) -> bytes:
@@ -72,13 +77,13 @@ class RecorderStats:
 
 
 @dataclass(frozen=True)
-class _PreparedInsert:
-    """An "insert, skip rows already there" compiled once per table, dialect and column set.
+class _Prepared:
+    """A statement compiled once per dialect and parameter set, run on the DB-API cursor.
 
     A flush writes a handful of rows many times a second for every running session, and building
     SQLAlchemy's execution context for each write costs more than the write itself. The SQL and
-    the type conversions still come from SQLAlchemy (the dialect's ``on conflict do nothing`` and
-    each column's bind processor), so the stored values are exactly what an ORM insert stores.
+    the type conversions still come from SQLAlchemy (the dialect's ``on conflict do nothing``, each
+    column's bind processor), so the stored values are exactly what an ORM write stores.
     """
 
     sql: str
@@ -87,25 +92,17 @@ class _PreparedInsert:
     processors: tuple[Callable[[Any], Any] | None, ...]
 
     @classmethod
-    def compile(cls, table: Table, dialect: Dialect, keys: tuple[str, ...]) -> _PreparedInsert:
-        statement: Any
-        if dialect.name == "postgresql":
-            statement = postgresql.insert(table).on_conflict_do_nothing(
-                index_elements=["session_id", "seq"]
-            )
-        elif dialect.name == "sqlite":
-            statement = sqlite.insert(table).on_conflict_do_nothing(
-                index_elements=["session_id", "seq"]
-            )
-        else:  # pragma: no cover - only the two supported engines reach here
-            statement = insert(table)
-        compiled = statement.compile(dialect=dialect, column_keys=list(keys))
-        if compiled.positiontup is not None:
-            keys = tuple(compiled.positiontup)
+    def compile(
+        cls, statement: Any, dialect: Dialect, types: Mapping[str, TypeEngine[Any]]
+    ) -> _Prepared:
+        compiled = statement.compile(dialect=dialect)
+        positional = compiled.positiontup is not None
+        keys = tuple(compiled.positiontup) if positional else tuple(compiled.params)
         processors = tuple(
-            table.columns[key].type.dialect_impl(dialect).bind_processor(dialect) for key in keys
+            types[key].dialect_impl(dialect).bind_processor(dialect) if key in types else None
+            for key in keys
         )
-        return cls(str(compiled), keys, compiled.positiontup is not None, processors)
+        return cls(str(compiled), keys, positional, processors)
 
     def parameters(self, rows: list[dict[str, Any]]) -> list[Any]:
         pairs = tuple(zip(self.keys, self.processors, strict=True))
@@ -117,7 +114,17 @@ class _PreparedInsert:
         return [dict(zip(self.keys, values, strict=True)) for values in converted]
 
 
-_PREPARED: dict[tuple[str, str, tuple[str, ...]], _PreparedInsert] = {}
+_PREPARED: dict[tuple[str, str, tuple[str, ...]], _Prepared] = {}
+
+
+def _prepared(
+    name: str, dialect: Dialect, keys: tuple[str, ...], build: Callable[[], _Prepared]
+) -> _Prepared:
+    cache_key = (name, dialect.name, keys)
+    found = _PREPARED.get(cache_key)
+    if found is None:
+        found = _PREPARED[cache_key] = build()
+    return found
 
 
 def _insert_ignoring_duplicates(
@@ -125,16 +132,70 @@ def _insert_ignoring_duplicates(
 ) -> None:
     if not rows:
         return
-    keys = tuple(rows[0])
-    cache_key = (table.name, dialect.name, keys)
-    prepared = _PREPARED.get(cache_key)
-    if prepared is None:
-        prepared = _PREPARED[cache_key] = _PreparedInsert.compile(table, dialect, keys)
+
+    def build() -> _Prepared:
+        statement: Any
+        if dialect.name == "postgresql":
+            statement = postgresql.insert(table).on_conflict_do_nothing(
+                index_elements=["session_id", "seq"]
+            )
+        elif dialect.name == "sqlite":
+            statement = sqlite.insert(table).on_conflict_do_nothing(
+                index_elements=["session_id", "seq"]
+            )
+        else:  # pragma: no cover - only the two supported engines reach here
+            statement = insert(table)
+        statement = statement.values({key: bindparam(key) for key in rows[0]})
+        return _Prepared.compile(statement, dialect, {c.key: c.type for c in table.columns})
+
+    prepared = _prepared(table.name, dialect, tuple(rows[0]), build)
     cursor.executemany(prepared.sql, prepared.parameters(rows))
 
 
-def _write_batch(engine: Engine, batch: dict[str, Any]) -> None:
-    """Events and blocks of one batch in one transaction, on a pooled DB-API connection.
+def _update_open_session(
+    cursor: Any, dialect: Dialect, session_id: int, values: dict[str, Any]
+) -> None:
+    """Change the session row only while it is still open, so a replay is harmless.
+
+    The first start time is never overwritten. Once a session has ended its row is final (the
+    database refuses any change), and a replayed state change of an ended session does nothing.
+    """
+    keys = tuple(sorted(values))
+
+    def build() -> _Prepared:
+        assignments = {
+            key: (
+                func.coalesce(SESSIONS.c[key], bindparam(key))
+                if key == "started_at"
+                else bindparam(key)
+            )
+            for key in keys
+        }
+        statement = (
+            update(SESSIONS)
+            .where(
+                SESSIONS.c.id == bindparam("where_session_id"),
+                SESSIONS.c.status.in_(
+                    [bindparam(f"where_open_{i}") for i in range(len(OPEN_STATUSES))]
+                ),
+            )
+            .values(assignments)
+        )
+        return _Prepared.compile(statement, dialect, {key: SESSIONS.c[key].type for key in keys})
+
+    prepared = _prepared("session-update", dialect, keys, build)
+    row = {
+        **values,
+        "where_session_id": session_id,
+        **{f"where_open_{i}": status for i, status in enumerate(OPEN_STATUSES)},
+    }
+    cursor.execute(prepared.sql, prepared.parameters([row])[0])
+
+
+def _write_batch(engine: Engine, session_id: int, batch: dict[str, Any]) -> None:
+    """Events, blocks and session-row changes of one batch in one transaction.
+
+    It runs on a pooled DB-API connection.
 
     Any failure rolls back and discards the connection (it may be the one a network cut broke),
     and reaches the caller as a SQLAlchemy error like every other database failure.
@@ -153,6 +214,8 @@ def _write_batch(engine: Engine, batch: dict[str, Any]) -> None:
             cursor.execute("BEGIN IMMEDIATE")
         _insert_ignoring_duplicates(cursor, dialect, EVENTS, batch["events"])
         _insert_ignoring_duplicates(cursor, dialect, BLOCKS, batch["blocks"])
+        for values in batch.get("session_updates", []):
+            _update_open_session(cursor, dialect, session_id, values)
         connection.commit()
     except dbapi_error as error:
         connection.invalidate(error)
@@ -190,6 +253,7 @@ class SessionRecorder:
         self._write_lock = threading.Lock()
         self._samples: deque[TelemetryReading] = deque()
         self._events: list[dict[str, Any]] = []
+        self._session_updates: list[dict[str, Any]] = []
         self._seq = itertools.count(self._next_free_seq())
         self._closed = threading.Event()
         self._wake = threading.Event()
@@ -255,11 +319,24 @@ class SessionRecorder:
         if flush:
             self.flush()
 
+    def update_session(self, values: dict[str, Any], *, flush: bool = True) -> None:
+        """Change the session row (status, times, end reason...) with the events around it.
+
+        The change travels with the events and telemetry: written in their transaction, or spooled
+        with them while the database is away and replayed in order. It applies only while the
+        session is open, so a replay can never touch a session that has since ended.
+        """
+        with self._lock:
+            self._session_updates.append(dict(values))
+        if flush:
+            self.flush()
+
     # -------------------------------------------------------------------- writing
 
     def _take_batch(self) -> dict[str, Any] | None:
         with self._lock:
             events, self._events = self._events, []
+            session_updates, self._session_updates = self._session_updates, []
             # Only this side removes samples, so taking as many as are there now is race-free
             # against the reader thread appending more.
             take = self._samples.popleft
@@ -290,9 +367,9 @@ class SessionRecorder:
                     "impedance_ohm": pack_int32([r.impedance_ohm for r in readings]),
                 }
             )
-        if not events and not blocks:
+        if not events and not blocks and not session_updates:
             return None
-        return {"events": events, "blocks": blocks}
+        return {"events": events, "blocks": blocks, "session_updates": session_updates}
 
     def flush(self) -> None:
         """Write what is pending (after any spooled batches, in order); spool it if that fails."""
@@ -326,7 +403,7 @@ class SessionRecorder:
 
     def _write(self, batch: dict[str, Any]) -> None:
         """Events and blocks of one batch in one transaction; rows already there are skipped."""
-        _write_batch(self._engine, batch)
+        _write_batch(self._engine, self.session_id, batch)
         self.stats.events_written += len(batch["events"])
         self.stats.blocks_written += len(batch["blocks"])
 
@@ -373,7 +450,11 @@ class SessionRecorder:
                 logger.exception("session %s: recorder flush failed", self.session_id)
 
     def close(self) -> None:
-        """Write everything that is pending; safe to call twice."""
+        """Write everything that is pending; safe to call twice.
+
+        If the database is still away, what is spooled keeps being retried in the background until
+        it is written (or, if the process ends first, at the next start).
+        """
         if self._closed.is_set():
             return
         self._closed.set()
@@ -381,9 +462,24 @@ class SessionRecorder:
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
         self.flush()
+        if self.has_spooled_data:
+            threading.Thread(
+                target=self._drain_spool, name=f"recorder-{self.session_id}-spool", daemon=True
+            ).start()
+
+    def _drain_spool(self) -> None:
+        delay_s = self._flush_interval_s
+        while self.has_spooled_data:
+            time.sleep(delay_s)
+            delay_s = min(delay_s * 2, MAX_SPOOL_RETRY_S)
+            try:
+                self.flush()
+            except Exception:
+                logger.exception("session %s: writing the spool failed", self.session_id)
 
 
 _BLOB_FIELDS = ("offsets_ms", "current_ua", "impedance_ohm")
+_DATETIME_TAG = "$datetime"
 
 
 def _to_json(batch: dict[str, Any]) -> dict[str, Any]:
@@ -405,6 +501,13 @@ def _to_json(batch: dict[str, Any]) -> dict[str, Any]:
             }
             for b in batch["blocks"]
         ],
+        "session_updates": [
+            {
+                key: {_DATETIME_TAG: value.isoformat()} if isinstance(value, datetime) else value
+                for key, value in values.items()
+            }
+            for values in batch["session_updates"]
+        ],
     }
 
 
@@ -425,5 +528,14 @@ def _from_json(data: dict[str, Any]) -> dict[str, Any]:
                 **{name: base64.b64decode(b[name]) for name in _BLOB_FIELDS},
             }
             for b in data["blocks"]
+        ],
+        "session_updates": [
+            {
+                key: datetime.fromisoformat(value[_DATETIME_TAG])
+                if isinstance(value, dict) and set(value) == {_DATETIME_TAG}
+                else value
+                for key, value in values.items()
+            }
+            for values in data.get("session_updates", [])
         ],
     }
