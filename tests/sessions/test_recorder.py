@@ -8,7 +8,6 @@ made to fail (pytest-mock), which exercises the same spool-and-replay path.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +27,7 @@ from sessionlog.settings import Settings
 from sessionlog.store.database import make_engine
 from sessionlog.store.models import SessionEvent, TelemetryBlock, TreatmentSession
 from tests.rows import insert_session
+from tests.sessions.conftest import wait_for
 from tests.sessions.tcp_proxy import TcpProxy
 
 
@@ -244,7 +244,7 @@ def test_session_row_changes_spooled_in_an_outage_are_applied_when_it_ends(
     recorder.close()  # the database is still away: everything is spooled, nothing is lost
     assert recorder.has_spooled_data
     restore()
-    assert _wait(lambda: not recorder.has_spooled_data, 10)
+    assert wait_for(lambda: not recorder.has_spooled_data, timeout_s=10)
     with Session(engine) as db:
         stored = db.get(TreatmentSession, session_id)
         assert stored is not None
@@ -290,15 +290,6 @@ def test_a_replayed_change_never_touches_a_session_that_has_ended(
             None,
         )
     engine.dispose()
-
-
-def _wait(condition: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 def test_a_restart_writes_a_spooled_end_instead_of_marking_the_session_interrupted(
