@@ -156,11 +156,56 @@ def test_live_intensity_change_is_re_approved_and_sent(running: Driver) -> None:
     assert wait_until(lambda: emulator_of(running).output_amplitude_ua(1) == 35_000)
 
 
-def test_a_change_that_alters_more_than_the_amplitude_is_refused(running: Driver) -> None:
-    other = approve(running, ems_plan(channels=2, pulse_width_us=200))
+def _with(
+    plan: StimulationPlan, channel_index: int | None = None, **fields: Any
+) -> StimulationPlan:
+    """``plan`` with plan-level ``fields`` changed, or those of one channel if it is given."""
+    data = plan.model_dump()
+    target = data if channel_index is None else data["channels"][channel_index]
+    for name, value in fields.items():
+        if isinstance(value, dict):
+            target[name] = {**target[name], **value}
+        else:
+            target[name] = value
+    return StimulationPlan.model_validate(data)
+
+
+@pytest.mark.parametrize(
+    ("channel_index", "fields"),
+    [
+        (None, {"duration_s": 900}),
+        (None, {"electrode": {"area_cm2": 40.0}}),
+        (None, {"program_name": "other"}),
+        (0, {"pulse_width_us": 200}),
+        (0, {"frequency_hz": 30.0}),
+        (0, {"amplitude_ua": 31_000, "ramp_up_s": 1.0}),
+        (1, {"amplitude_ua": 31_000}),
+    ],
+    ids=[
+        "duration",
+        "electrode area",
+        "program name",
+        "pulse width of the channel",
+        "frequency of the channel",
+        "ramp of the channel",
+        "amplitude of another channel",
+    ],
+)
+def test_a_change_that_alters_more_than_the_amplitude_is_refused(
+    running: Driver, channel_index: int | None, fields: dict[str, Any]
+) -> None:
+    other = approve(running, _with(ems_plan(channels=2), channel_index, **fields))
     with pytest.raises(PlanNotApprovedError, match="more than channel 1"):
         running.set_amplitude(other, channel=1)
     assert sent(running, wire.Command.SET_AMPLITUDE) == []
+
+
+def test_a_change_of_the_amplitude_alone_approved_afresh_is_accepted(running: Driver) -> None:
+    fresh = approve(running, _with(ems_plan(channels=2), 0, amplitude_ua=31_000))
+    running.set_amplitude(fresh, channel=1)
+    assert [(m.channel, m.amplitude_ua) for m in sent(running, wire.Command.SET_AMPLITUDE)] == [
+        (0, 31_000)
+    ]
 
 
 def test_pause_resume_stop(running: Driver) -> None:

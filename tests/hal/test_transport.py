@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 import pytest
 
@@ -72,4 +73,45 @@ def test_socket_peer_closing_is_a_disconnect() -> None:
             with pytest.raises(DisconnectedError):
                 drain()
     finally:
+        server.close()
+
+
+def test_read_some_takes_everything_already_received_at_once() -> None:
+    with SerialTransport("loop://") as transport:
+        for chunk in (b"\xf0\x01", b"\x02\x03", b"\x0f"):
+            transport.write(chunk)
+        assert transport.read_some() == b"\xf0\x01\x02\x03\x0f"
+        assert transport.read_some() == b""
+
+
+def test_read_some_over_a_socket_takes_a_whole_burst_not_a_byte_at_a_time() -> None:
+    # pyserial's socket:// handler says only whether bytes wait, not how many; read_some must
+    # still return the whole burst, and still wait when nothing comes.
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    burst = bytes(range(40))
+
+    def accept_then_send() -> None:
+        connection, _ = server.accept()
+        assert connection.recv(1) == b"?"
+        connection.sendall(burst)
+        connection.recv(1)  # until the host closes
+        connection.close()
+
+    thread = threading.Thread(target=accept_then_send)
+    thread.start()
+    try:
+        with SerialTransport(f"socket://127.0.0.1:{port}", poll_interval_s=0.05) as transport:
+            transport.write(b"?")
+            time.sleep(0.2)  # the whole burst is in the socket's buffer by now
+
+            assert transport.read_some() == burst
+
+            started = time.monotonic()
+            assert transport.read_some() == b""
+            assert time.monotonic() - started >= 0.04, "an idle read must wait a poll interval"
+    finally:
+        thread.join(timeout=2)
         server.close()

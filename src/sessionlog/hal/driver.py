@@ -7,6 +7,12 @@ device, serialise commands, match replies to requests, keep the device's watchdo
 incoming stream, and on any exception, timeout, refusal, lost heartbeat, garbage burst or disconnect
 they stop output (best effort on the wire), enter the FAULTED state and report the reason. Nothing is
 retried silently and nothing is clamped: a driver never decides what is allowed.
+
+One thread at a time reads the port (it "owns the input"): the reader thread while no request waits
+for a reply, otherwise a requesting thread itself, which reads and dispatches every frame it meets,
+telemetry and device faults included, until its reply is in. A request thus costs no thread switch
+(a reply handed from a reader thread to the waiting caller cost two), and still every byte is read
+by exactly one thread and every frame dispatched the same way whichever thread read it.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from operator import attrgetter
 from types import TracebackType
 from typing import ClassVar, Self, TypeVar
 
@@ -32,7 +39,7 @@ from sessionlog.hal.errors import (
 )
 from sessionlog.hal.transport import SerialSettings, SerialTransport
 from sessionlog.safety.capabilities import DeviceCapabilities
-from sessionlog.safety.plan import StimulationPlan
+from sessionlog.safety.plan import ChannelPlan, StimulationPlan
 from sessionlog.safety.verdict import ApprovedPlan
 
 logger = logging.getLogger(__name__)
@@ -108,20 +115,45 @@ class LinkCounters:
 
 
 class _Waiter:
-    __slots__ = ("event", "reply")
+    """The slot a request's reply is put in (under the driver's input lock) by whoever reads it."""
+
+    __slots__ = ("reply",)
 
     def __init__(self) -> None:
-        self.event = threading.Event()
         self.reply: Reply | None = None
 
 
-def _without_amplitude(plan: StimulationPlan, channel: int) -> dict[str, object]:
-    """The plan as data, minus the one amplitude a live change may alter."""
-    data = plan.model_dump()
-    for entry in data["channels"]:
-        if entry["channel"] == channel:
-            entry.pop("amplitude_ua")
-    return data
+def _same(new: object, old: object) -> bool:
+    return new is old or new == old
+
+
+_PLAN_BESIDES_CHANNELS = attrgetter(*(n for n in StimulationPlan.model_fields if n != "channels"))
+_CHANNEL_BESIDES_AMPLITUDE = attrgetter(
+    *(n for n in ChannelPlan.model_fields if n != "amplitude_ua")
+)
+
+
+def _alters_more_than_amplitude(new: StimulationPlan, old: StimulationPlan, channel: int) -> bool:
+    """Whether ``new`` differs from ``old`` in anything but the amplitude of ``channel``.
+
+    Field by field rather than by comparing dumps, since this runs on every live change; the
+    limits engine shares unchanged parts between a plan and its live changes, so most fields
+    are the very same objects and compare at once (tuple comparison tries identity first)."""
+    if new is old:
+        return False
+    if _PLAN_BESIDES_CHANNELS(new) != _PLAN_BESIDES_CHANNELS(old):
+        return True
+    if len(new.channels) != len(old.channels):
+        return True
+    for new_channel, old_channel in zip(new.channels, old.channels, strict=True):
+        if new_channel is old_channel:
+            continue
+        if new_channel.channel != channel:
+            if new_channel != old_channel:
+                return True
+        elif _CHANNEL_BESIDES_AMPLITUDE(new_channel) != _CHANNEL_BESIDES_AMPLITUDE(old_channel):
+            return True
+    return False
 
 
 class Driver(ABC):
@@ -141,14 +173,29 @@ class Driver(ABC):
     malformed_burst_limit: ClassVar[int] = 20
     """More malformed frames than this within ``malformed_burst_window_s`` is a garbage stream."""
     malformed_burst_window_s: ClassVar[float] = 1.0
+    parked_recheck_s: ClassVar[float] = 0.005
+    """How long the reader thread stays parked after the last waiting request is done before it
+    reads again. Requests do not wake it: under a stream of commands that would cost a thread
+    switch per command, the very cost this design removes. Frames that arrive in between wait
+    in the port's buffer, never lost, for at most this long plus one read."""
 
     def __init__(self, transport: SerialTransport) -> None:
         self._transport = transport
         self._state = DriverState.DISCONNECTED
         self._state_lock = threading.RLock()
         self._command_lock = threading.Lock()
+        # The input lock guards who reads the port, the requests waiting for a reply and their
+        # reply slots; it is never held while reading, writing or calling out.
+        self._input = threading.Lock()
+        self._input_released = threading.Condition(self._input)
+        """Notified when the thread reading the port stops, having perhaps filled reply slots."""
+        self._reader_parked = threading.Condition(self._input)
+        """Where the reader thread waits while requests wait; ``close`` notifies it."""
+        self._input_owner: int | None = None
+        self._requests_waiting = 0
+        self._waiting_for_input = 0
+        """Requests waiting on ``_input_released``; with none, a release need notify nobody."""
         self._waiters: dict[Hashable, _Waiter] = {}
-        self._waiters_lock = threading.Lock()
         self._listeners: list[Listener] = []
         self._fault_reason: str | None = None
         self._identity: DeviceIdentity | None = None
@@ -217,29 +264,72 @@ class Driver(ABC):
         """Write ``frame`` and wait for the reply with ``key``; a refusal or timeout raises.
 
         Nothing is written once the driver has faulted or closed: a command that was split over
-        several frames stops at the fault instead of carrying on as if nothing happened.
+        several frames stops at the fault instead of carrying on as if nothing happened. While
+        waiting, the calling thread reads the port itself whenever no other thread does (see the
+        module docstring), so listeners may be called on it.
         """
         if self._state in (DriverState.FAULTED, DriverState.CLOSED):
             raise DeviceFaultError(self._fault_reason or f"driver is {self._state}")
+        self._refuse_on_reading_thread(operation)
         waiter = _Waiter()
-        with self._waiters_lock:
+        with self._input:
             self._waiters[key] = waiter
+            self._requests_waiting += 1
         try:
+            # Written before taking the input, so that a reader in the middle of a read gets the
+            # reply at once instead of making this request wait out its poll interval.
             self._transport.write(frame)
-            if not waiter.event.wait(self.reply_timeout_s):
-                self.counters.reply_timeouts += 1
-                raise ReplyTimeoutError(
-                    f"no acknowledgement of {operation} within {self.reply_timeout_s * 1000:.0f} ms"
-                )
+            reply = self._await_reply(waiter, time.monotonic() + self.reply_timeout_s)
         finally:
-            with self._waiters_lock:
+            with self._input:
                 self._waiters.pop(key, None)
-        reply = waiter.reply
-        assert reply is not None
+                self._requests_waiting -= 1
+        if reply is None:
+            self.counters.reply_timeouts += 1
+            raise ReplyTimeoutError(
+                f"no acknowledgement of {operation} within {self.reply_timeout_s * 1000:.0f} ms"
+            )
         if not reply.accepted:
             self.counters.refusals += 1
             raise DeviceRefusedError(operation, reply.code, reply.reason or "refused")
         return reply
+
+    def _await_reply(self, waiter: _Waiter, deadline: float) -> Reply | None:
+        """The reply for ``waiter``, or None at ``deadline``: read the port whenever no other
+        thread reads it, else wait until that thread stops (it may have read this reply)."""
+        me = threading.get_ident()
+        while True:
+            with self._input:
+                while waiter.reply is None and self._input_owner is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return None
+                    self._waiting_for_input += 1
+                    try:
+                        self._input_released.wait(remaining)
+                    finally:
+                        self._waiting_for_input -= 1
+                if waiter.reply is not None:
+                    return waiter.reply
+                if time.monotonic() >= deadline:
+                    return None
+                self._input_owner = me
+            try:
+                self._read_port()
+            except Exception as error:
+                self._link_lost(error)
+                raise
+            finally:
+                self._release_input()
+
+    def _refuse_on_reading_thread(self, operation: str) -> None:
+        """A listener runs on the thread that reads the port, and a command it issued would wait
+        for a reply that only this thread could read (or for the command lock it holds)."""
+        if self._input_owner == threading.get_ident():
+            raise InvalidStateError(
+                f"{operation} was called from a driver listener; listeners must not issue "
+                "commands (hand the work to another thread)"
+            )
 
     def _request_idempotent(
         self, build: Callable[[], tuple[bytes, Hashable]], operation: str, *, retries: int = 2
@@ -292,7 +382,11 @@ class Driver(ABC):
         return self._state in OUTPUT_STATES
 
     def add_listener(self, listener: Listener) -> None:
-        """Be told of every telemetry reading and device fault (called on the reader thread)."""
+        """Be told of every telemetry reading and device fault.
+
+        A listener is called on the thread that read the event: the reader thread, or a thread
+        waiting in a command for its reply. It must return quickly and must not issue driver
+        commands (they raise ``InvalidStateError`` there); ``emergency_stop`` is allowed."""
         self._listeners.append(listener)
 
     def connect(self) -> DeviceIdentity:
@@ -345,7 +439,7 @@ class Driver(ABC):
         plan = self._plan
         if plan is None:
             raise InvalidStateError("no plan applied")
-        if _without_amplitude(approved.plan, channel) != _without_amplitude(plan, channel):
+        if _alters_more_than_amplitude(approved.plan, plan, channel):
             raise PlanNotApprovedError(
                 f"the approved change alters more than channel {channel}'s amplitude"
             )
@@ -394,6 +488,8 @@ class Driver(ABC):
             was_active = self._state in OUTPUT_STATES
             self._state = DriverState.CLOSED
         self._shutdown.set()
+        with self._input:
+            self._reader_parked.notify_all()
         if was_active:
             try:
                 self._transport.write(self._emergency_stop_frame())
@@ -423,7 +519,7 @@ class Driver(ABC):
             raise PlanNotApprovedError(
                 f"drivers accept only plans approved by the limits engine, not {type(approved).__name__}"
             )
-        if approved.capabilities != self.capabilities:
+        if not _same(approved.capabilities, self.capabilities):
             raise PlanNotApprovedError(
                 "the plan was not approved against this device's capabilities; approve it with "
                 "capabilities=driver.capabilities"
@@ -441,6 +537,7 @@ class Driver(ABC):
         action: Callable[[], None],
         new_state: DriverState | None,
     ) -> None:
+        self._refuse_on_reading_thread(operation)
         with self._command_lock:
             state = self._state
             if state is DriverState.FAULTED:
@@ -481,19 +578,51 @@ class Driver(ABC):
                 self._listeners.remove(listener)
 
     def _read_loop(self) -> None:
-        try:
-            while not self._shutdown.is_set():
-                data = self._transport.read_some()
-                if not data:
-                    continue
-                before = self.counters.malformed_frames
-                for message in self._decode(data):
-                    self._dispatch(message)
-                if self.counters.malformed_frames > before:
-                    self._note_malformed(self.counters.malformed_frames - before)
-        except Exception as error:
-            if not self._shutdown.is_set():
-                self._fail(f"link lost: {error}", write_stop=not isinstance(error, HalError))
+        """The reader thread: reads the port whenever no request waits for a reply (a waiting
+        request reads for itself), so telemetry, device faults and garbage are seen between
+        commands too. It parks while requests wait, looking again every ``parked_recheck_s``."""
+        me = threading.get_ident()
+        while True:
+            with self._input:
+                # A thread that owns the input is a waiting request or this one, so no request
+                # waiting means nobody reads.
+                while self._requests_waiting and not self._shutdown.is_set():
+                    self._reader_parked.wait(self.parked_recheck_s)
+                if self._shutdown.is_set():
+                    return
+                self._input_owner = me
+            try:
+                self._read_port()
+            except Exception as error:
+                self._link_lost(error)
+                return
+            finally:
+                self._release_input()
+
+    def _release_input(self) -> None:
+        """Stop reading the port and wake the requests waiting to read it or for a reply."""
+        with self._input:
+            self._input_owner = None
+            if self._waiting_for_input:
+                self._input_released.notify_all()
+
+    def _read_port(self) -> None:
+        """One read (whatever arrives within the transport's poll interval) and the dispatch of
+        every message in it. Called only by the thread that owns the input."""
+        data = self._transport.read_some()
+        if not data:
+            return
+        before = self.counters.malformed_frames
+        for message in self._decode(data):
+            self._dispatch(message)
+        if self.counters.malformed_frames > before:
+            self._note_malformed(self.counters.malformed_frames - before)
+
+    def _link_lost(self, error: Exception) -> None:
+        """Reading the port (or decoding, or dispatching what was read) failed: fail safe, unless
+        the driver is shutting down and closed the port under the read itself."""
+        if not self._shutdown.is_set():
+            self._fail(f"link lost: {error}", write_stop=not isinstance(error, HalError))
 
     def _note_malformed(self, count: int) -> None:
         now = time.monotonic()
@@ -510,13 +639,12 @@ class Driver(ABC):
 
     def _dispatch(self, message: Inbound) -> None:
         if isinstance(message, Reply):
-            with self._waiters_lock:
+            with self._input:
                 waiter = self._waiters.get(message.key)
+                if waiter is not None:
+                    waiter.reply = message
             if waiter is None:
                 self.counters.unmatched_replies += 1
-                return
-            waiter.reply = message
-            waiter.event.set()
         elif isinstance(message, TelemetryReading):
             self.counters.telemetry_readings += 1
             self._notify(message)

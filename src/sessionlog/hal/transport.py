@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import select
 import threading
 import time
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from types import TracebackType
 from typing import Literal, Self
 
 import serial
+from serial.urlhandler import protocol_socket
 
 from sessionlog.hal.errors import DisconnectedError, TransportError, TransportTimeoutError
 
@@ -62,6 +64,7 @@ class SerialTransport:
     ) -> None:
         settings = settings or SerialSettings()
         self.url = url
+        self._poll_interval_s = poll_interval_s
         self._write_lock = threading.Lock()
         self._closed = False
         try:
@@ -78,6 +81,13 @@ class SerialTransport:
             )
         except (serial.SerialException, ValueError, OSError) as error:
             raise TransportError(f"cannot open {url}: {error}") from error
+        self._socket_port = isinstance(self._port, protocol_socket.Serial)
+        if self._socket_port:
+            # pyserial's socket:// handler cannot say how many bytes wait (its ``in_waiting`` is
+            # 1 when the socket is readable), so ``read_some`` waits for readability itself and
+            # then takes, without blocking, what one ``recv`` returns. The handler ignores every
+            # other port setting.
+            self._port.timeout = 0
 
     @property
     def port(self) -> serial.SerialBase:
@@ -103,16 +113,29 @@ class SerialTransport:
             raise TransportError(f"short write to {self.url}: {written} of {len(data)} bytes")
 
     def read_some(self, max_bytes: int = 4096) -> bytes:
-        """Whatever arrives within one poll interval (possibly nothing): for a reader loop."""
+        """Whatever arrives within one poll interval (possibly nothing): for a reader loop.
+
+        Once a byte is in, everything else already received comes with it (up to
+        ``max_bytes``), so a reader decodes a whole frame per call rather than a byte per call.
+        """
         if self._closed:
             raise DisconnectedError(f"{self.url} is closed")
+        port = self._port
         try:
-            waiting = self._port.in_waiting
-            data: bytes = self._port.read(max(1, min(max_bytes, waiting or 1)))
-            if data and waiting > len(data):
-                data += self._port.read(min(max_bytes - len(data), self._port.in_waiting))
-        except (serial.SerialException, OSError, TypeError, AttributeError) as error:
-            # pyserial's socket handler raises TypeError/AttributeError when closed under a read.
+            if self._socket_port:
+                readable, _, _ = select.select([port.fileno()], [], [], self._poll_interval_s)
+                return port.read(max_bytes) if readable else b""
+            waiting = port.in_waiting
+            if waiting:
+                return port.read(min(max_bytes, waiting))
+            data: bytes = port.read(1)
+            if data and max_bytes > 1:
+                waiting = port.in_waiting
+                if waiting:
+                    data += port.read(min(max_bytes - 1, waiting))
+        except (serial.SerialException, OSError, ValueError, TypeError, AttributeError) as error:
+            # pyserial's socket handler raises TypeError/AttributeError when closed under a read,
+            # and select() a ValueError for a socket closed under it.
             raise DisconnectedError(f"read from {self.url} failed: {error}") from error
         return data
 

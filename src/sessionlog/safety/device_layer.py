@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from sessionlog.safety.capabilities import DeviceCapabilities, ModalityCapabilities
 from sessionlog.safety.dose import PlanDose
-from sessionlog.safety.findings import Findings, format_current, modality_name, unit_formatter
+from sessionlog.safety.findings import (
+    AmplitudeChecks,
+    Findings,
+    checked_channels,
+    format_current,
+    modality_name,
+    unit_formatter,
+)
 from sessionlog.safety.plan import ChannelPlan, StimulationPlan
 from sessionlog.safety.verdict import Layer, ViolationCode
 
@@ -20,7 +27,7 @@ _MA_CM2 = unit_formatter("mA/cm²")
 _W_CM2 = unit_formatter("W/cm²")
 
 
-def _check_channel_ranges(
+def _check_amplitude_range(
     found: Findings, ranges: ModalityCapabilities, channel: ChannelPlan, path: str
 ) -> None:
     number = channel.channel
@@ -54,6 +61,12 @@ def _check_channel_ranges(
             "the value is refused, not rounded.",
         )
 
+
+def _check_channel_ranges(
+    found: Findings, ranges: ModalityCapabilities, channel: ChannelPlan, path: str
+) -> None:
+    """The ranges of everything but the amplitude: pulse width, waveform and phase type."""
+    number = channel.channel
     field = f"{path}.pulse_width_us"
     subject = f"Channel {number} pulse width"
     width_us = channel.pulse_width_us
@@ -178,12 +191,21 @@ def _check_densities(
 
 
 def check_device_layer(
-    plan: StimulationPlan, dose: PlanDose, capabilities: DeviceCapabilities
+    plan: StimulationPlan,
+    dose: PlanDose,
+    capabilities: DeviceCapabilities,
+    *,
+    amplitude_checks_for: AmplitudeChecks = None,
 ) -> Findings:
-    """Every capability check. An unsupported modality is one refusal, not a cascade of ranges."""
+    """Every capability check. An unsupported modality is one refusal, not a cascade of ranges.
+
+    With ``amplitude_checks_for`` only ``_check_amplitude_range`` and ``_check_densities`` run, for
+    those channels, in the same order (see ``check_standard_layer``).
+    """
     found = Findings(Layer.DEVICE, f"device ({capabilities.model_name})")
     ranges = capabilities.for_modality(plan.modality)
-    if ranges is None:
+    every_check = amplitude_checks_for is None
+    if ranges is None and every_check:
         supported = ", ".join(modality_name(m) for m in sorted(capabilities.supported_modalities))
         found.violation(
             ViolationCode.MODALITY_UNSUPPORTED,
@@ -193,11 +215,15 @@ def check_device_layer(
             f"The {capabilities.model_name} does not support {modality_name(plan.modality)} "
             f"stimulation (it supports {supported} only); this plan cannot run on it.",
         )
-    for index, channel in enumerate(plan.channels):
+    for index in checked_channels(len(plan.channels), amplitude_checks_for):
+        channel = plan.channels[index]
         path = f"channels[{index}]"
-        _check_channel_exists(found, capabilities, channel, path)
+        if every_check:
+            _check_channel_exists(found, capabilities, channel, path)
         if ranges is not None:
-            _check_channel_ranges(found, ranges, channel, path)
-            _check_frequency(found, capabilities, ranges, channel, path)
+            _check_amplitude_range(found, ranges, channel, path)
+            if every_check:
+                _check_channel_ranges(found, ranges, channel, path)
+                _check_frequency(found, capabilities, ranges, channel, path)
         _check_densities(found, capabilities, dose, index)
     return found

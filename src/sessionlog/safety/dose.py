@@ -10,6 +10,7 @@ side of refusing. Resistive figures assume the 500 Ω reference load of IEC 6060
 from __future__ import annotations
 
 import math
+from operator import attrgetter
 
 from pydantic import BaseModel, ConfigDict
 
@@ -170,15 +171,32 @@ def channel_dose(channel: ChannelPlan, *, area_cm2: float, duration_s: float) ->
 
 def plan_dose(plan: StimulationPlan) -> PlanDose:
     """Per-channel figures for the plan's electrode area and duration, and the session summary."""
-    figures = tuple(
-        channel_dose(c, area_cm2=plan.electrode.area_cm2, duration_s=plan.duration_s)
-        for c in plan.channels
+    return summarise_dose(
+        tuple(
+            channel_dose(c, area_cm2=plan.electrode.area_cm2, duration_s=plan.duration_s)
+            for c in plan.channels
+        )
     )
+
+
+def summarise_dose(figures: tuple[DoseFigures, ...]) -> PlanDose:
+    """The plan-level summary of per-channel figures (at least one), in plan channel order.
+
+    Separate from ``plan_dose`` so that a live change, which alters one channel, recomputes that
+    channel's figures only and still gets the summary from this one formula.
+    """
     return PlanDose(
         channels=figures,
-        max_current_density_ma_per_cm2=max(f.current_density_ma_per_cm2 for f in figures),
-        max_dc_current_density_ma_per_cm2=max(f.dc_current_density_ma_per_cm2 for f in figures),
-        max_power_density_w_per_cm2=max(f.power_density_w_per_cm2 for f in figures),
-        total_charge_uc=sum(f.total_charge_uc for f in figures),
-        on_time_s=max(f.on_time_s for f in figures),
+        max_current_density_ma_per_cm2=max(map(_CURRENT_DENSITY, figures)),
+        max_dc_current_density_ma_per_cm2=max(map(_DC_CURRENT_DENSITY, figures)),
+        max_power_density_w_per_cm2=max(map(_POWER_DENSITY, figures)),
+        total_charge_uc=sum(map(_TOTAL_CHARGE, figures)),
+        on_time_s=max(map(_ON_TIME, figures)),
     )
+
+
+_CURRENT_DENSITY = attrgetter("current_density_ma_per_cm2")
+_DC_CURRENT_DENSITY = attrgetter("dc_current_density_ma_per_cm2")
+_POWER_DENSITY = attrgetter("power_density_w_per_cm2")
+_TOTAL_CHARGE = attrgetter("total_charge_uc")
+_ON_TIME = attrgetter("on_time_s")

@@ -7,7 +7,7 @@ compared (NaN) is treated as outside, never as inside.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sessionlog.safety.plan import UA_PER_MA, Modality
 from sessionlog.safety.verdict import (
@@ -47,6 +47,18 @@ def _distinct(value: float, bound: float, fmt: Callable[[float], str]) -> tuple[
     if value_text == bound_text:
         return f"{value!r} {bound_text.split(' ', 1)[1]}", bound_text
     return value_text, bound_text
+
+
+AmplitudeChecks = Sequence[int] | None
+"""Which checks a layer runs: ``None`` for all of them; for a live change, the indexes (ascending)
+of the channels whose amplitude-dependent checks run, every other check being left out. A check
+that reads no amplitude and no dose figure must therefore never raise a warning: a live change
+would not reproduce it (``LimitsEngine.approve_change``)."""
+
+
+def checked_channels(channel_count: int, amplitude_checks_for: AmplitudeChecks) -> Sequence[int]:
+    """The channel indexes a layer visits, in plan order."""
+    return range(channel_count) if amplitude_checks_for is None else amplitude_checks_for
 
 
 def is_above(value: float, bound: float) -> bool:

@@ -13,9 +13,9 @@ from collections.abc import Set
 
 from sessionlog.safety.capabilities import DeviceCapabilities
 from sessionlog.safety.device_layer import check_device_layer
-from sessionlog.safety.dose import plan_dose
-from sessionlog.safety.findings import Findings
-from sessionlog.safety.plan import StimulationPlan
+from sessionlog.safety.dose import PlanDose, channel_dose, plan_dose, summarise_dose
+from sessionlog.safety.findings import AmplitudeChecks, Findings
+from sessionlog.safety.plan import ChannelPlan, StimulationPlan
 from sessionlog.safety.prescription_layer import check_prescription_layer
 from sessionlog.safety.screening import ClientContext, ContraindicationOverride
 from sessionlog.safety.site_layer import check_site_layer
@@ -70,15 +70,102 @@ class LimitsEngine:
         reported, so a practitioner sees all reasons at once. Never raises for a valid
         StimulationPlan.
         """
-        dose = plan_dose(plan)
-        findings: list[Findings] = [check_standard_layer(plan, dose)]
+        return self._judge(
+            plan,
+            plan_dose(plan),
+            capabilities=capabilities,
+            site_policy=site_policy,
+            client=client,
+            acknowledged_warnings=acknowledged_warnings,
+            amplitude_checks_for=None,
+        )
+
+    def approve_change(
+        self,
+        approved: ApprovedPlan,
+        *,
+        channel: int,
+        amplitude_ua: int,
+        acknowledged_warnings: Set[str] = frozenset(),
+    ) -> Verdict:
+        """Re-approve a live intensity change on one channel with the context of the first approval.
+
+        The verdict is the one ``approve`` gives for the changed plan in that context (a property
+        test compares the two field by field), computed with less work because live changes come
+        many times a second: only the changed channel is validated and has its dose figures
+        recomputed, and the layers run only their checks that read an amplitude or a dose figure
+        (``amplitude_checks_for``). That is sound because ``approved`` passed every check in this
+        very context: a check that reads neither reads only fields a change cannot alter, and it
+        found nothing then (an approved plan has no violation, and only amplitude-dependent
+        checks raise warnings), so it finds nothing now. Likewise the amplitude-dependent checks
+        of the other channels read only their unchanged amplitudes and figures; they are left
+        out when the first approval raised no warning at all (so they found nothing) and run
+        again otherwise, to reproduce their warnings.
+
+        Warnings acknowledged for the running plan stay acknowledged (they were logged once for
+        this session); a warning that the change raises anew needs its own acknowledgement.
+        Raises ValueError if ``channel`` is not in the plan or the amplitude is not a valid plan
+        value (negative, beyond the representable range), TypeError if it is not an int.
+        """
+        if isinstance(amplitude_ua, bool) or not isinstance(amplitude_ua, int):
+            raise TypeError("amplitude_ua must be an int number of microamperes")
+        plan = approved.plan
+        numbers = [c.channel for c in plan.channels]
+        if channel not in numbers:
+            raise ValueError(f"channel {channel} is not in the approved plan (channels {numbers})")
+        index = numbers.index(channel)
+        changed_channel = ChannelPlan.model_validate(
+            {**plan.channels[index].model_dump(), "amplitude_ua": amplitude_ua}
+        )
+        channels = list(plan.channels)
+        channels[index] = changed_channel
+        # Only the channel list differs, and its length and channel numbers (all the plan's own
+        # validation looks at) are unchanged, so the validated channel makes a valid plan.
+        changed = plan.model_copy(update={"channels": channels})
+        figures = list(approved.dose.channels)
+        figures[index] = channel_dose(
+            changed_channel, area_cm2=plan.electrode.area_cm2, duration_s=plan.duration_s
+        )
+        return self._judge(
+            changed,
+            summarise_dose(tuple(figures)),
+            capabilities=approved.capabilities,
+            site_policy=approved.site_policy,
+            client=approved.client,
+            acknowledged_warnings=approved.acknowledged_warnings | frozenset(acknowledged_warnings),
+            # ``acknowledged_warnings`` of an ApprovedPlan holds the code of every warning its
+            # approval raised (all of them acknowledged), so it is empty only if none was raised.
+            amplitude_checks_for=(
+                range(len(channels)) if approved.acknowledged_warnings else (index,)
+            ),
+        )
+
+    def _judge(
+        self,
+        plan: StimulationPlan,
+        dose: PlanDose,
+        *,
+        capabilities: DeviceCapabilities | None,
+        site_policy: SitePolicy | None,
+        client: ClientContext | None,
+        acknowledged_warnings: Set[str],
+        amplitude_checks_for: AmplitudeChecks,
+    ) -> Verdict:
+        """Run the layers on ``plan`` and its ``dose`` and turn their findings into a verdict.
+
+        ``amplitude_checks_for`` is ``None`` (every check) except on ``approve_change``'s path.
+        """
+        only = amplitude_checks_for
+        findings: list[Findings] = [check_standard_layer(plan, dose, amplitude_checks_for=only)]
         if capabilities is not None:
-            findings.append(check_device_layer(plan, dose, capabilities))
+            findings.append(check_device_layer(plan, dose, capabilities, amplitude_checks_for=only))
         if site_policy is not None:
-            findings.append(check_site_layer(plan, dose, site_policy))
+            findings.append(check_site_layer(plan, dose, site_policy, amplitude_checks_for=only))
         overrides: list[ContraindicationOverride] = []
         if client is not None:
-            prescription_findings, overrides = check_prescription_layer(plan, client)
+            prescription_findings, overrides = check_prescription_layer(
+                plan, client, amplitude_checks_for=only
+            )
             findings.append(prescription_findings)
 
         layers = tuple(found.layer for found in findings)
@@ -107,37 +194,6 @@ class LimitsEngine:
             layers=layers,
             overrides_applied=tuple(overrides),
             approved_plan=approved_plan,
-        )
-
-    def approve_change(
-        self,
-        approved: ApprovedPlan,
-        *,
-        channel: int,
-        amplitude_ua: int,
-        acknowledged_warnings: Set[str] = frozenset(),
-    ) -> Verdict:
-        """Re-approve a live intensity change on one channel with the context of the first approval.
-
-        Every layer runs again on the changed plan. Warnings acknowledged for the running plan stay
-        acknowledged (they were logged once for this session); a warning that the change raises anew
-        needs its own acknowledgement. Raises ValueError if ``channel`` is not in the plan or the
-        amplitude is not a valid plan value (negative, not an integer number of µA).
-        """
-        if isinstance(amplitude_ua, bool) or not isinstance(amplitude_ua, int):
-            raise TypeError("amplitude_ua must be an int number of microamperes")
-        plan_data = approved.plan.model_dump()
-        numbers = [c["channel"] for c in plan_data["channels"]]
-        if channel not in numbers:
-            raise ValueError(f"channel {channel} is not in the approved plan (channels {numbers})")
-        plan_data["channels"][numbers.index(channel)]["amplitude_ua"] = amplitude_ua
-        changed = StimulationPlan.model_validate(plan_data)
-        return self.approve(
-            changed,
-            capabilities=approved.capabilities,
-            site_policy=approved.site_policy,
-            client=approved.client,
-            acknowledged_warnings=approved.acknowledged_warnings | frozenset(acknowledged_warnings),
         )
 
 

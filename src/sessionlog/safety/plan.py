@@ -118,6 +118,8 @@ def current_to_ua(data: dict[str, Any], prefix: str) -> dict[str, Any]:
         raise ValueError(f"give {ua_key} or {ma_key}, not both")
     if not has_ua and not has_ma:
         raise ValueError(f"{ua_key} or {ma_key} is required (the unit must be explicit)")
+    if ma_key not in data:
+        return data  # already in µA, as every plan the service itself builds
     out = {k: v for k, v in data.items() if k != ma_key}
     if has_ma:
         value_ma = data[ma_key]

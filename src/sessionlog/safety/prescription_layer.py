@@ -7,7 +7,14 @@ overrides the approval relied on are returned so the session can record them.
 
 from __future__ import annotations
 
-from sessionlog.safety.findings import Findings, format_current, modality_name, unit_formatter
+from sessionlog.safety.findings import (
+    AmplitudeChecks,
+    Findings,
+    checked_channels,
+    format_current,
+    modality_name,
+    unit_formatter,
+)
 from sessionlog.safety.plan import StimulationPlan
 from sessionlog.safety.screening import ClientContext, ContraindicationOverride
 from sessionlog.safety.verdict import Layer, ViolationCode
@@ -17,12 +24,18 @@ _HZ = unit_formatter("Hz")
 _S = unit_formatter("s")
 
 
-def _check_prescription(found: Findings, plan: StimulationPlan, client: ClientContext) -> None:
+def _check_prescription(
+    found: Findings,
+    plan: StimulationPlan,
+    client: ClientContext,
+    amplitude_checks_for: AmplitudeChecks,
+) -> None:
     prescription = client.prescription
     if prescription is None:
         return
+    every_check = amplitude_checks_for is None
     allowed = prescription.modalities
-    if allowed is not None and plan.modality not in allowed:
+    if allowed is not None and plan.modality not in allowed and every_check:
         found.violation(
             ViolationCode.MODALITY_NOT_PRESCRIBED,
             "modality",
@@ -31,7 +44,8 @@ def _check_prescription(found: Findings, plan: StimulationPlan, client: ClientCo
             f"{modality_name(plan.modality).capitalize()} stimulation is not in this client's "
             f"prescription ({', '.join(modality_name(m) for m in sorted(allowed)) or 'none'}).",
         )
-    for index, channel in enumerate(plan.channels):
+    for index in checked_channels(len(plan.channels), amplitude_checks_for):
+        channel = plan.channels[index]
         path = f"channels[{index}]"
         number = channel.channel
         if prescription.max_amplitude_ua is not None:
@@ -43,6 +57,8 @@ def _check_prescription(found: Findings, plan: StimulationPlan, client: ClientCo
                 prescription.max_amplitude_ua,
                 format_current,
             )
+        if not every_check:
+            continue
         if prescription.max_pulse_width_us is not None:
             found.check_max(
                 ViolationCode.PULSE_WIDTH_ABOVE_MAX,
@@ -61,6 +77,8 @@ def _check_prescription(found: Findings, plan: StimulationPlan, client: ClientCo
                 prescription.max_frequency_hz,
                 _HZ,
             )
+    if not every_check:
+        return
     if prescription.max_duration_s is not None:
         found.check_max(
             ViolationCode.DURATION_ABOVE_MAX,
@@ -102,10 +120,15 @@ def _check_screening(found: Findings, client: ClientContext) -> list[Contraindic
 
 
 def check_prescription_layer(
-    plan: StimulationPlan, client: ClientContext
+    plan: StimulationPlan, client: ClientContext, *, amplitude_checks_for: AmplitudeChecks = None
 ) -> tuple[Findings, list[ContraindicationOverride]]:
-    """Prescription and screening checks, and the overrides that let a contraindication pass."""
+    """Prescription and screening checks, and the overrides that let a contraindication pass.
+
+    With ``amplitude_checks_for`` only the amplitude maximum of those channels is checked (see
+    ``check_standard_layer``); screening always runs, since the verdict records the overrides it
+    relies on.
+    """
     found = Findings(Layer.PRESCRIPTION, "prescription")
-    _check_prescription(found, plan, client)
+    _check_prescription(found, plan, client, amplitude_checks_for)
     applied = _check_screening(found, client)
     return found, applied

@@ -7,7 +7,14 @@ acknowledged at all is a site decision too, applied by the engine when it settle
 from __future__ import annotations
 
 from sessionlog.safety.dose import PlanDose
-from sessionlog.safety.findings import Findings, format_current, modality_name, unit_formatter
+from sessionlog.safety.findings import (
+    AmplitudeChecks,
+    Findings,
+    checked_channels,
+    format_current,
+    modality_name,
+    unit_formatter,
+)
 from sessionlog.safety.plan import StimulationPlan
 from sessionlog.safety.site_policy import SitePolicy
 from sessionlog.safety.verdict import Layer, ViolationCode
@@ -18,11 +25,23 @@ _S = unit_formatter("s")
 _MA_CM2 = unit_formatter("mA/cm²")
 
 
-def check_site_layer(plan: StimulationPlan, dose: PlanDose, policy: SitePolicy) -> Findings:
-    """Every site-policy check for the plan's modality."""
+def check_site_layer(
+    plan: StimulationPlan,
+    dose: PlanDose,
+    policy: SitePolicy,
+    *,
+    amplitude_checks_for: AmplitudeChecks = None,
+) -> Findings:
+    """Every site-policy check for the plan's modality.
+
+    With ``amplitude_checks_for`` only the amplitude and current-density maxima run, for those
+    channels, in the same order (see ``check_standard_layer``).
+    """
     found = Findings(Layer.SITE, f"site policy ({policy.name})" if policy.name else "site policy")
     rules = policy.for_modality(plan.modality)
-    for index, channel in enumerate(plan.channels):
+    every_check = amplitude_checks_for is None
+    for index in checked_channels(len(plan.channels), amplitude_checks_for):
+        channel = plan.channels[index]
         path = f"channels[{index}]"
         number = channel.channel
         if rules.max_amplitude_ua is not None:
@@ -34,7 +53,7 @@ def check_site_layer(plan: StimulationPlan, dose: PlanDose, policy: SitePolicy) 
                 rules.max_amplitude_ua,
                 format_current,
             )
-        if rules.max_pulse_width_us is not None:
+        if rules.max_pulse_width_us is not None and every_check:
             found.check_max(
                 ViolationCode.PULSE_WIDTH_ABOVE_MAX,
                 f"{path}.pulse_width_us",
@@ -43,7 +62,7 @@ def check_site_layer(plan: StimulationPlan, dose: PlanDose, policy: SitePolicy) 
                 rules.max_pulse_width_us,
                 _US,
             )
-        if rules.max_frequency_hz is not None:
+        if rules.max_frequency_hz is not None and every_check:
             found.check_max(
                 ViolationCode.FREQUENCY_ABOVE_MAX,
                 f"{path}.frequency_hz",
@@ -61,6 +80,8 @@ def check_site_layer(plan: StimulationPlan, dose: PlanDose, policy: SitePolicy) 
                 rules.max_current_density_ma_per_cm2,
                 _MA_CM2,
             )
+    if not every_check:
+        return found
     if rules.max_duration_s is not None:
         found.check_max(
             ViolationCode.DURATION_ABOVE_MAX,

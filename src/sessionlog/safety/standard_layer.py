@@ -9,11 +9,20 @@ period) and the µA/mA mix-up that turns a microcurrent value into a 1000× over
 from __future__ import annotations
 
 from sessionlog.safety.dose import PlanDose
-from sessionlog.safety.findings import Findings, format_current, modality_name, unit_formatter
+from sessionlog.safety.findings import (
+    AmplitudeChecks,
+    Findings,
+    checked_channels,
+    format_current,
+    is_above,
+    modality_name,
+    unit_formatter,
+)
 from sessionlog.safety.plan import UA_PER_MA, ChannelPlan, Modality, StimulationPlan, Waveform
 from sessionlog.safety.profiles import (
     SOURCE_PULSE_TIMING,
     SOURCE_RAMP_TIMING,
+    Limit,
     StandardProfile,
     standard_profile,
 )
@@ -156,82 +165,105 @@ def _check_pulse_fits_period(
     )
 
 
+_DOSE_MAXIMA = (
+    (
+        ViolationCode.PULSE_ENERGY_ABOVE_MAX,
+        "pulse_energy_mj",
+        "max_pulse_energy_mj",
+        "pulse energy into 500 Ω",
+        _MJ,
+    ),
+    (
+        ViolationCode.PEAK_VOLTAGE_ABOVE_MAX,
+        "peak_voltage_v",
+        "max_peak_voltage_v",
+        "peak voltage across 500 Ω",
+        _V,
+    ),
+    (
+        ViolationCode.DC_CURRENT_DENSITY_ABOVE_MAX,
+        "dc_current_density_ma_per_cm2",
+        "max_dc_current_density_ma_per_cm2",
+        "DC current density",
+        _MA_CM2,
+    ),
+    (
+        ViolationCode.POWER_DENSITY_ABOVE_MAX,
+        "power_density_w_per_cm2",
+        "max_power_density_w_per_cm2",
+        "average power density at 500 Ω",
+        _W_CM2,
+    ),
+)
+"""Dose figures every profile bounds: (code, figure, the profile's limit, subject, format)."""
+
+
 def _check_dose(found: Findings, profile: StandardProfile, dose: PlanDose, index: int) -> None:
+    # Each figure is compared before its field path and subject are worded: this runs for every
+    # channel of every approval and every live change, and nearly every figure is within bounds.
     figures = dose.channels[index]
     path = f"dose.channels[{index}]"
     number = figures.channel
-    if profile.max_rms_current_ua is not None:
+    rms_limit = profile.max_rms_current_ua
+    if rms_limit is not None and is_above(figures.rms_current_ua, rms_limit.value):
         found.check_max(
             ViolationCode.RMS_CURRENT_ABOVE_MAX,
             f"{path}.rms_current_ua",
             f"Channel {number} rms current",
             figures.rms_current_ua,
-            profile.max_rms_current_ua.value,
+            rms_limit.value,
             format_current,
-            source=profile.max_rms_current_ua.source,
+            source=rms_limit.source,
         )
-    for code, name, subject, limit, fmt in (
-        (
-            ViolationCode.PULSE_ENERGY_ABOVE_MAX,
-            "pulse_energy_mj",
-            "pulse energy into 500 Ω",
-            profile.max_pulse_energy_mj,
-            _MJ,
-        ),
-        (
-            ViolationCode.PEAK_VOLTAGE_ABOVE_MAX,
-            "peak_voltage_v",
-            "peak voltage across 500 Ω",
-            profile.max_peak_voltage_v,
-            _V,
-        ),
-        (
-            ViolationCode.DC_CURRENT_DENSITY_ABOVE_MAX,
-            "dc_current_density_ma_per_cm2",
-            "DC current density",
-            profile.max_dc_current_density_ma_per_cm2,
-            _MA_CM2,
-        ),
-        (
-            ViolationCode.POWER_DENSITY_ABOVE_MAX,
-            "power_density_w_per_cm2",
-            "average power density at 500 Ω",
-            profile.max_power_density_w_per_cm2,
-            _W_CM2,
-        ),
-    ):
-        found.check_max(
-            code,
-            f"{path}.{name}",
-            f"Channel {number} {subject}",
-            getattr(figures, name),
-            limit.value,
-            fmt,
-            source=limit.source,
-        )
+    for code, name, limit_name, subject, fmt in _DOSE_MAXIMA:
+        limit: Limit = getattr(profile, limit_name)
+        value: float = getattr(figures, name)
+        if is_above(value, limit.value):
+            found.check_max(
+                code,
+                f"{path}.{name}",
+                f"Channel {number} {subject}",
+                value,
+                limit.value,
+                fmt,
+                source=limit.source,
+            )
     warning = profile.current_density_warning_ma_per_cm2
-    found.warn_above(
-        WarningCode.CURRENT_DENSITY_HIGH,
-        f"{path}.current_density_ma_per_cm2",
-        f"Channel {number} rms current density",
-        figures.current_density_ma_per_cm2,
-        warning.value,
-        _MA_CM2,
-        source=warning.source,
-    )
+    if is_above(figures.current_density_ma_per_cm2, warning.value):
+        found.warn_above(
+            WarningCode.CURRENT_DENSITY_HIGH,
+            f"{path}.current_density_ma_per_cm2",
+            f"Channel {number} rms current density",
+            figures.current_density_ma_per_cm2,
+            warning.value,
+            _MA_CM2,
+            source=warning.source,
+        )
 
 
-def check_standard_layer(plan: StimulationPlan, dose: PlanDose) -> Findings:
-    """Every standard-profile check for the plan's modality; all findings, never only the first."""
+def check_standard_layer(
+    plan: StimulationPlan, dose: PlanDose, *, amplitude_checks_for: AmplitudeChecks = None
+) -> Findings:
+    """Every standard-profile check for the plan's modality; all findings, never only the first.
+
+    With ``amplitude_checks_for`` (channel indexes) only the checks that read an amplitude or a
+    dose figure (``_check_amplitude``, ``_check_dose``) run, for those channels, in the same order:
+    the limits engine's live-change path, whose other checks read nothing a change can alter.
+    """
     profile = standard_profile(plan.modality)
     modality_label = modality_name(plan.modality)
     found = Findings(Layer.STANDARD, f"{modality_label} standard")
-    for index, channel in enumerate(plan.channels):
+    every_check = amplitude_checks_for is None
+    for index in checked_channels(len(plan.channels), amplitude_checks_for):
+        channel = plan.channels[index]
         path = f"channels[{index}]"
         _check_amplitude(found, profile, channel, path)
-        _check_timing(found, profile, channel, path, plan.duration_s)
-        _check_pulse_fits_period(found, channel, path, dose.channels[index].pulse_duration_us)
+        if every_check:
+            _check_timing(found, profile, channel, path, plan.duration_s)
+            _check_pulse_fits_period(found, channel, path, dose.channels[index].pulse_duration_us)
         _check_dose(found, profile, dose, index)
+    if not every_check:
+        return found
     found.check_max(
         ViolationCode.DURATION_ABOVE_MAX,
         "duration_s",

@@ -10,7 +10,7 @@ show them.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -146,17 +146,15 @@ class ApprovedPlan:
     ) -> None:
         if token is not _ENGINE_TOKEN:
             raise TypeError("an ApprovedPlan is created only by LimitsEngine.approve")
-        values: dict[str, Any] = {
-            "_plan": plan,
-            "_dose": dose,
-            "_layers": layers,
-            "_capabilities": capabilities,
-            "_site_policy": site_policy,
-            "_client": client,
-            "_acknowledged_warnings": acknowledged_warnings,
-        }
-        for name, value in values.items():
-            object.__setattr__(self, name, value)
+        # Past the immutability guard of __setattr__; one approval per live change, so inline.
+        initialise = object.__setattr__
+        initialise(self, "_plan", plan)
+        initialise(self, "_dose", dose)
+        initialise(self, "_layers", layers)
+        initialise(self, "_capabilities", capabilities)
+        initialise(self, "_site_policy", site_policy)
+        initialise(self, "_client", client)
+        initialise(self, "_acknowledged_warnings", acknowledged_warnings)
 
     def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError("an ApprovedPlan is immutable")

@@ -1,13 +1,14 @@
 """The durable record of a live session: events and telemetry, written at least once a second.
 
-Telemetry arrives on a driver's reader thread and is only appended to a buffer there; a flush thread
-packs it into one block per channel per flush (DESIGN.md §5) and writes blocks and events in one
-transaction. When the database cannot be written, the batch goes to an append-only spool file in the
-data folder (fsynced, one JSON document per line) and is replayed, in order, as soon as a write
-succeeds again. Every block and event carries a per-session sequence number and is inserted with
-"on conflict do nothing", so a replay after a crash between the write and the spool clean-up never
-duplicates a row. Memory stays bounded: past ``max_buffered_samples`` the buffer is flushed to the
-spool at once instead of growing.
+Telemetry arrives on the thread reading the driver's port and is only appended to a buffer there; a
+flush thread packs it into one block per channel per flush (DESIGN.md §5) and writes blocks, events
+and the session row's changes in one transaction. When the database cannot be written, the batch
+goes to an append-only spool file in the data folder (fsynced, one JSON document per line) and is
+replayed, in order, as soon as a write succeeds again. Every block and event carries a per-session
+sequence number and is inserted with "on conflict do nothing", and a row change applies only while
+the session is open, so a replay after a crash between the write and the spool clean-up never
+duplicates or undoes anything. Memory stays bounded: past ``max_buffered_samples`` the buffer is
+flushed to the spool at once instead of growing.
 """
 
 from __future__ import annotations
@@ -289,7 +290,7 @@ class SessionRecorder:
         return self._wall_at_start + timedelta(seconds=monotonic_s - self._mono_at_start)
 
     def telemetry(self, reading: TelemetryReading) -> None:
-        """Take one reading (called on the driver's reader thread: one append, no lock, no I/O)."""
+        """Take one reading (called on the thread reading the driver's port: one append, no lock, no I/O)."""
         self._samples.append(reading)
         if len(self._samples) >= self._max_buffered:
             self._wake.set()
@@ -338,7 +339,7 @@ class SessionRecorder:
             events, self._events = self._events, []
             session_updates, self._session_updates = self._session_updates, []
             # Only this side removes samples, so taking as many as are there now is race-free
-            # against the reader thread appending more.
+            # against the thread reading the port appending more.
             take = self._samples.popleft
             samples = [take() for _ in range(len(self._samples))]
             by_channel: dict[int, list[TelemetryReading]] = {}

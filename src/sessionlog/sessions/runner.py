@@ -362,7 +362,7 @@ class SessionRunner:
             )
             return
         if event.stops_output:
-            # Runs on the driver's reader thread; the driver has already stopped output.
+            # Runs on the thread reading the driver's port; the driver has already stopped output.
             threading.Thread(target=self._abort, args=(event.reason,), daemon=True).start()
             return
         threading.Thread(target=self._device_paused, args=(event,), daemon=True).start()
