@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from sessionlog.analytics.day_summary import pending_keys
 from sessionlog.cli import app
 from sessionlog.store import migrations
 from sessionlog.store.database import make_engine
+from tests.rows import insert_session
 
 runner = CliRunner()
 
@@ -41,6 +43,28 @@ def test_db_upgrade_then_current(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 
     after = runner.invoke(app, ["db", "current"])
     assert "up to date" in after.output
+
+
+def test_db_refresh_summary_rebuilds_the_marked_days(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'summary.sqlite3'}"
+    monkeypatch.setenv("SESSIONLOG_DATABASE_URL", url)
+    engine = make_engine(url)
+    migrations.upgrade(engine)
+    insert_session(engine)  # its (day, modality) key is marked for the summary
+    with engine.connect() as connection:
+        assert pending_keys(connection) == 1
+
+    first = runner.invoke(app, ["db", "refresh-summary"])
+    second = runner.invoke(app, ["db", "refresh-summary"])
+
+    with engine.connect() as connection:
+        assert pending_keys(connection) == 0
+    engine.dispose()
+    assert first.exit_code == 0, first.output
+    assert "1 days rebuilt in 1 transactions" in first.output
+    assert "0 days rebuilt" in second.output
 
 
 def test_serve_refuses_an_unmigrated_named_database(

@@ -117,6 +117,23 @@ def db_current() -> None:
     typer.echo(f"current: {current or 'empty'}\nhead: {head}\n{state}")
 
 
+@db_app.command("refresh-summary")
+def db_refresh_summary() -> None:
+    """Bring the per-day dose summary up to date now, instead of at the first summary query.
+
+    After a migration or a bulk import every affected day is marked; the first analytics summary
+    would rebuild them. Run this at deploy time to pay that once, ahead of the first analyst.
+    """
+    from sessionlog.analytics.day_summary import refresh_day_summary
+
+    engine = make_engine(Settings().effective_database_url)
+    try:
+        report = refresh_day_summary(engine)
+    finally:
+        engine.dispose()
+    typer.echo(f"day summary: {report.keys} days rebuilt in {report.batches} transactions")
+
+
 @devices_app.command("scan")
 def devices_scan() -> None:
     """List serial ports with their USB ids and the installed drivers that claim them."""

@@ -2,20 +2,25 @@
 
 The summary groups the filtered sessions by any of a time bucket (day, ISO week, month; UTC), modality,
 body site, program, device, practitioner and client, and sums the per-session dose summary stored on
-each ``session`` row. Everything is one SELECT: a grouped CTE over ``session``, a grouped CTE of adverse
-events joined back on the group keys, so the rows Python sees are the groups, never the sessions.
-The two expressions that differ between SQLite and PostgreSQL (a time bucket, a duration in seconds)
-live in ``time_bucket`` and ``duration_s``, and nowhere else.
+each ``session`` row. Everything is one SELECT: a grouped pass over ``session`` with each session's
+adverse-event count joined on its id, so the rows Python sees are the groups, never the sessions.
+
+A summary grouped only by a time bucket and modality, filtered at most by modality and by a time range
+on UTC day boundaries, is answered from the day rollup instead (``day_summary``): the same figures,
+re-aggregated from per-day sums, after a refresh of the days written since the last one. Any other
+summary reads ``session`` as above. The expressions that differ between SQLite and PostgreSQL live
+in ``time_bucket`` and ``period_of_day`` here and in ``session_figures``, and nowhere else.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
+    TIMESTAMP,
     ColumnElement,
     Date,
     Float,
@@ -23,22 +28,25 @@ from sqlalchemy import (
     String,
     case,
     cast,
-    extract,
     func,
-    literal_column,
     select,
-    type_coerce,
 )
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col
 
+from sessionlog.analytics.day_summary import current_day_figures, refresh_before_reading
 from sessionlog.analytics.filters import (
-    ADVERSE_EVENT_KIND,
+    FILTER_FIELDS,
     AnalyticsInputError,
     SessionFilter,
     session_conditions,
 )
-from sessionlog.store.models import SessionEvent, TreatmentSession
+from sessionlog.analytics.session_figures import (
+    adverse_events_per_session,
+    duration_s,
+    sql_constant,
+)
+from sessionlog.store.models import TreatmentSession
 
 
 class GroupKey(StrEnum):
@@ -114,15 +122,6 @@ def parse_group_by(raw: str | list[str] | tuple[str, ...] | None) -> tuple[Group
     return tuple(keys)
 
 
-def _sql(constant: str | int) -> ColumnElement[Any]:
-    """A constant written into the SQL text rather than bound.
-
-    PostgreSQL accepts a grouped expression in the select list only when it is the same expression as
-    in GROUP BY, and two bound parameters are never the same; a constant in the text is.
-    """
-    return literal_column(str(constant))
-
-
 def time_bucket(key: GroupKey, dialect: str) -> ColumnElement[Any]:
     """The first day of the UTC day, ISO week (Monday) or month of ``started_at``.
 
@@ -133,31 +132,49 @@ def time_bucket(key: GroupKey, dialect: str) -> ColumnElement[Any]:
     started = col(TreatmentSession.started_at)
     if dialect == "sqlite":
         if key is GroupKey.DAY:
-            return func.substr(started, _sql(1), _sql(10), type_=String)
+            return func.substr(started, sql_constant(1), sql_constant(10), type_=String)
         if key is GroupKey.MONTH:
-            return func.substr(started, _sql(1), _sql(7), type_=String).concat(_sql("'-01'"))
+            return func.substr(started, sql_constant(1), sql_constant(7), type_=String).concat(
+                sql_constant("'-01'")
+            )
         if key is GroupKey.WEEK:
-            return func.date(started, _sql("'weekday 0'"), _sql("'-6 days'"), type_=String)
+            return func.date(
+                started, sql_constant("'weekday 0'"), sql_constant("'-6 days'"), type_=String
+            )
     elif dialect == "postgresql":
         units = {GroupKey.DAY: "'day'", GroupKey.WEEK: "'week'", GroupKey.MONTH: "'month'"}
         if key in units:
-            utc_wall_clock = func.timezone(_sql("'UTC'"), started)
-            truncated = func.date_trunc(_sql(units[key]), utc_wall_clock)
+            utc_wall_clock = func.timezone(sql_constant("'UTC'"), started)
+            truncated = func.date_trunc(sql_constant(units[key]), utc_wall_clock)
             return cast(truncated, Date)
     raise ValueError(f"no time bucket {key.value!r} for the {dialect} dialect")
 
 
-def duration_s(dialect: str) -> ColumnElement[float]:
-    """Seconds from ``started_at`` to ``ended_at`` (NULL while a session has not ended)."""
-    started = col(TreatmentSession.started_at)
-    ended = col(TreatmentSession.ended_at)
+def period_of_day(key: GroupKey, dialect: str, day: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The same bucket as ``time_bucket``, from a UTC day (a rollup row's ``day``) instead.
+
+    On SQLite ``day`` is the ``YYYY-MM-DD`` prefix ``time_bucket`` cuts from ``started_at``, so the
+    same prefix and date arithmetic give the same text. On PostgreSQL the day is a DATE: it is
+    truncated as a plain TIMESTAMP, never through the session's time zone.
+    """
     if dialect == "sqlite":
-        # julianday() is a double of days: good to about 40 µs today, so round to the millisecond.
-        seconds = (func.julianday(ended) - func.julianday(started)) * _sql("86400.0")
-        return type_coerce(func.round(seconds, _sql(3)), Float)
-    if dialect == "postgresql":
-        return cast(extract("epoch", ended - started), Float)
-    raise ValueError(f"no duration expression for the {dialect} dialect")
+        if key is GroupKey.DAY:
+            return cast(day, String)
+        if key is GroupKey.MONTH:
+            return func.substr(day, sql_constant(1), sql_constant(7), type_=String).concat(
+                sql_constant("'-01'")
+            )
+        if key is GroupKey.WEEK:
+            return func.date(
+                day, sql_constant("'weekday 0'"), sql_constant("'-6 days'"), type_=String
+            )
+    elif dialect == "postgresql":
+        units = {GroupKey.DAY: "'day'", GroupKey.WEEK: "'week'", GroupKey.MONTH: "'month'"}
+        if key is GroupKey.DAY:
+            return day
+        if key in units:
+            return cast(func.date_trunc(sql_constant(units[key]), cast(day, TIMESTAMP)), Date)
+    raise ValueError(f"no time bucket {key.value!r} for the {dialect} dialect")
 
 
 def _key_expression(key: GroupKey, dialect: str) -> ColumnElement[Any]:
@@ -187,17 +204,9 @@ def summary_statement(
     duration = duration_s(dialect)
     status = col(s.status)
     # Constants in the SQL text, not bound: the planner then sees the same query as written by hand.
-    one, zero = _sql(1), _sql(0)
+    one, zero = sql_constant(1), sql_constant(0)
 
-    adverse = (
-        select(
-            col(SessionEvent.session_id).label("session_id"),
-            func.count().label("adverse_events"),
-        )
-        .where(col(SessionEvent.kind) == _sql(f"'{ADVERSE_EVENT_KIND}'"))
-        .group_by(col(SessionEvent.session_id))
-        .subquery("adverse_per_session")
-    )
+    adverse = adverse_events_per_session()
     figures: dict[str, ColumnElement[Any]] = {
         "session_count": func.count(),
         "duration_total_s": func.sum(duration),
@@ -208,8 +217,10 @@ def summary_statement(
         "current_density_max_ma_cm2": func.max(col(s.dose_max_current_density_ma_cm2)),
         "on_time_total_s": func.sum(col(s.dose_on_time_s)),
         "adverse_event_count": func.sum(adverse.c.adverse_events),
-        "aborted_count": func.sum(case((status == _sql("'aborted'"), one), else_=zero)),
-        "interrupted_count": func.sum(case((status == _sql("'interrupted'"), one), else_=zero)),
+        "aborted_count": func.sum(case((status == sql_constant("'aborted'"), one), else_=zero)),
+        "interrupted_count": func.sum(
+            case((status == sql_constant("'interrupted'"), one), else_=zero)
+        ),
         "out_of_limits_count": func.sum(case((col(s.out_of_limits), one), else_=zero)),
     }
     # Sums over no rows are NULL in SQL; a count of nothing is 0.
@@ -221,6 +232,101 @@ def summary_statement(
         select(*keys, *columns)
         .select_from(s)
         .outerjoin(adverse, adverse.c.session_id == col(s.id))
+        .where(*conditions)
+        .group_by(*keys)
+        .order_by(*[key.asc().nulls_last() for key in keys])
+    )
+
+
+ROLLUP_GROUP_KEYS = frozenset({GroupKey.DAY, GroupKey.WEEK, GroupKey.MONTH, GroupKey.MODALITY})
+"""Group keys the day rollup can answer: buckets made of whole UTC days, and its modality."""
+
+ROLLUP_FILTER_FIELDS = frozenset({"since", "until", "modality"})
+"""Filters the day rollup can apply; every other filter must be left at its default."""
+
+_UNFILTERED = SessionFilter()
+
+
+def _on_utc_day_boundary(instant: datetime | None) -> bool:
+    return instant is None or instant.astimezone(UTC).time() == time(0)
+
+
+def rollup_can_answer(session_filter: SessionFilter, group_by: tuple[GroupKey, ...]) -> bool:
+    """Whether the day rollup gives exactly the answer the base statement would.
+
+    Its rows sum whole UTC days of counted sessions per modality, so it can answer groups by day,
+    week, month and modality, a modality filter, and ``since``/``until`` that fall on UTC midnight
+    (a session started on a day at or after ``since``'s day started at or after ``since``). Any
+    other filter, including a status filter that would count removed sessions, needs the sessions.
+    """
+    if not set(group_by) <= ROLLUP_GROUP_KEYS:
+        return False
+    for name in FILTER_FIELDS:
+        if name not in ROLLUP_FILTER_FIELDS and getattr(session_filter, name) != getattr(
+            _UNFILTERED, name
+        ):
+            return False
+    return _on_utc_day_boundary(session_filter.since) and _on_utc_day_boundary(session_filter.until)
+
+
+def rollup_summary_statement(
+    session_filter: SessionFilter, group_by: tuple[GroupKey, ...], dialect: str
+) -> Select[Any]:
+    """The summary re-aggregated from day rows: same columns, order and meaning as ``summary_statement``.
+
+    Totals are sums of the day sums; a mean is the total over the summed count of sessions that
+    have the figure (what ``avg`` divides by); the max is the max of the day maxima. Sessions
+    without a start time have no day: they form the NULL period, and no time range includes them.
+    Only for a query ``rollup_can_answer`` accepts.
+    """
+    days = current_day_figures(dialect)
+    keys = [
+        case((days.c.started, period_of_day(k, dialect, days.c.day))).label(PERIOD_COLUMN)
+        if k in TIME_KEYS
+        else days.c.modality.label("modality")
+        for k in group_by
+    ]
+    zero = sql_constant(0)
+
+    def total(name: str) -> ColumnElement[Any]:
+        return func.sum(days.c[name])
+
+    def mean(name: str, count: str) -> ColumnElement[Any]:
+        # A plain "/" of the float sum by the integer count, as avg() divides (SQLAlchemy's own
+        # division would add casts); NULLIF makes a mean over no values NULL, as avg() is.
+        return total(name).op("/", return_type=Float)(func.nullif(total(count), zero))
+
+    figures: dict[str, ColumnElement[Any]] = {
+        "session_count": total("session_count"),
+        "duration_total_s": total("duration_sum_s"),
+        "duration_mean_s": mean("duration_sum_s", "duration_count"),
+        "charge_total_uc": total("charge_sum_uc"),
+        "charge_mean_uc": mean("charge_sum_uc", "charge_count"),
+        "current_density_mean_ma_cm2": mean("current_density_sum_ma_cm2", "current_density_count"),
+        "current_density_max_ma_cm2": func.max(days.c.current_density_max_ma_cm2),
+        "on_time_total_s": total("on_time_sum_s"),
+        "adverse_event_count": total("adverse_event_count"),
+        "aborted_count": total("aborted_count"),
+        "interrupted_count": total("interrupted_count"),
+        "out_of_limits_count": total("out_of_limits_count"),
+    }
+    conditions: list[ColumnElement[bool]] = []
+    if session_filter.modality:
+        conditions.append(days.c.modality.in_([str(m) for m in session_filter.modality]))
+    since, until = session_filter.since, session_filter.until
+    if since is not None or until is not None:
+        conditions.append(days.c.started)
+    if since is not None:
+        conditions.append(days.c.day >= since.astimezone(UTC).date())
+    if until is not None:
+        conditions.append(days.c.day < until.astimezone(UTC).date())
+    columns = [
+        (func.coalesce(figures[m], zero) if m.endswith("_count") else figures[m]).label(m)
+        for m in METRICS
+    ]
+    return (
+        select(*keys, *columns)
+        .select_from(days)
         .where(*conditions)
         .group_by(*keys)
         .order_by(*[key.asc().nulls_last() for key in keys])
@@ -244,11 +350,25 @@ def _number(metric: str, value: Any) -> float | int | None:
 
 
 def summarise(
-    db: Session | OrmSession, session_filter: SessionFilter, group_by: tuple[GroupKey, ...]
+    db: Session | OrmSession,
+    session_filter: SessionFilter,
+    group_by: tuple[GroupKey, ...],
+    *,
+    use_rollup: bool = True,
 ) -> list[SummaryRow]:
-    """Run the summary; with no group keys the answer is one row covering every matching session."""
+    """Run the summary; with no group keys the answer is one row covering every matching session.
+
+    A summary the day rollup can answer (``rollup_can_answer``) refreshes the rollup first and reads
+    it; the rows are those of the base statement (``use_rollup=False``), the floating-point sums
+    equal up to the order in which the database added them.
+    """
     bind = db.get_bind()
-    statement = summary_statement(session_filter, group_by, bind.dialect.name)
+    dialect = bind.dialect.name
+    if use_rollup and rollup_can_answer(session_filter, group_by):
+        refresh_before_reading(db)
+        statement = rollup_summary_statement(session_filter, group_by, dialect)
+    else:
+        statement = summary_statement(session_filter, group_by, dialect)
     names = key_columns(group_by)
     rows = db.execute(statement).mappings().all()
     result = []
@@ -266,11 +386,16 @@ def summarise(
 __all__ = [
     "METRICS",
     "PERIOD_COLUMN",
+    "ROLLUP_FILTER_FIELDS",
+    "ROLLUP_GROUP_KEYS",
     "GroupKey",
     "SummaryRow",
     "duration_s",
     "key_columns",
     "parse_group_by",
+    "period_of_day",
+    "rollup_can_answer",
+    "rollup_summary_statement",
     "summarise",
     "summary_statement",
     "time_bucket",

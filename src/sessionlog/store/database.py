@@ -25,6 +25,15 @@ def read_only(engine: Engine) -> Engine:
     return engine.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
 
 
+def writable(engine: Engine) -> Engine:
+    """The same engine (and pool) for work that writes, even when given a ``read_only`` engine.
+
+    On SQLite the transaction takes the write lock at BEGIN (IMMEDIATE), so two writers queue on the
+    busy timeout instead of one failing to upgrade a read snapshot that the other made stale.
+    """
+    return engine.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+
+
 def normalise_url(url: str) -> str:
     """Map ``postgresql://`` and ``postgres://`` to psycopg 3, the driver we install and test."""
     parsed = make_url(url)

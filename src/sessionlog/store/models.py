@@ -7,7 +7,7 @@ the metadata's naming convention, which Alembic's batch mode on SQLite needs to 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -317,11 +317,67 @@ class TelemetryBlock(SQLModel, table=True):
     impedance_ohm: bytes = Field(sa_type=sa.LargeBinary)
 
 
+class SessionDaySummary(SQLModel, table=True):
+    """The summary's figures of the counted sessions of one UTC day and modality, kept as sums.
+
+    "Counted" means what the dose summary counts without filters: the latest version of a session,
+    not removed. Every figure is decomposable (sums, non-NULL counts, a max), so the summary of a
+    week, a month or a range of days is an exact re-aggregation of these rows; a mean is the sum
+    over the count of non-NULL values, as SQL ``avg`` computes it. Sessions without a start time
+    have no day: they sit in rows with ``started`` false under the placeholder day
+    ``NO_START_DAY``. The rows are derived data, rebuilt from ``session`` for the days that
+    ``SessionDaySummaryDirty`` names (docs/analytics.md, "The day rollup").
+    """
+
+    __tablename__ = "session_day_summary"
+
+    started: bool = Field(primary_key=True)
+    day: date = Field(primary_key=True)
+    modality: str = Field(max_length=16, primary_key=True)
+    session_count: int
+    duration_sum_s: float | None = None
+    duration_count: int
+    charge_sum_uc: float | None = None
+    charge_count: int
+    current_density_sum_ma_cm2: float | None = None
+    current_density_count: int
+    current_density_max_ma_cm2: float | None = None
+    on_time_sum_s: float | None = None
+    adverse_event_count: int
+    aborted_count: int
+    interrupted_count: int
+    out_of_limits_count: int
+
+
+class SessionDaySummaryDirty(SQLModel, table=True):
+    """A (day, modality) whose ``SessionDaySummary`` row may be out of date, written by triggers.
+
+    Triggers on ``session`` and ``session_event`` add a mark in the writing transaction, so a mark
+    commits exactly when the change it stands for does. SQLite keeps one mark per key (its writers
+    are serialised); PostgreSQL appends one per writing statement and key, because deduplicating
+    there would need a lock that makes concurrent writers of the same day wait for each other.
+    ``claimed`` is set only inside the refresh transaction that deletes the mark.
+    """
+
+    __tablename__ = "session_day_summary_dirty"
+    __table_args__ = (sa.Index("ix_session_day_summary_dirty_key", "started", "day", "modality"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    started: bool
+    day: date
+    modality: str = Field(max_length=16)
+    claimed: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+
+
+NO_START_DAY = date(1, 1, 1)
+"""The day under which sessions without a start time are summed (with ``started`` false)."""
+
 APPEND_ONLY_TABLES = ("session_event", "telemetry_block", "session_channel", "audit_event")
 """Tables whose rows may never change or disappear; migrations install triggers that enforce it."""
 
 __all__ = [
     "APPEND_ONLY_TABLES",
+    "NO_START_DAY",
     "ROLES",
     "SESSION_MODES",
     "SESSION_STATUSES",
@@ -332,6 +388,8 @@ __all__ = [
     "IdempotencyRecord",
     "Program",
     "SessionChannel",
+    "SessionDaySummary",
+    "SessionDaySummaryDirty",
     "SessionEvent",
     "Side",
     "TelemetryBlock",
