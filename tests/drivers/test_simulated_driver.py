@@ -29,6 +29,7 @@ from sessionlog.safety.plan import StimulationPlan
 from sessionlog.safety.verdict import ApprovedPlan
 from sessionlog_drivers.simulated import protocol as wire
 from sessionlog_drivers.simulated.emulator import StimulatorEmulator
+from tests.waiting import wait_until
 
 ENGINE = LimitsEngine()
 
@@ -36,15 +37,6 @@ ENGINE = LimitsEngine()
 def emulator_of(driver: Driver) -> StimulatorEmulator:
     emulator: StimulatorEmulator = driver.transport.port.emulator  # type: ignore[attr-defined]
     return emulator
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 def sent(driver: Driver, command: wire.Command) -> list[Any]:

@@ -33,6 +33,7 @@ from sessionlog.safety import LimitsEngine, StimulationPlan
 from sessionlog.safety.verdict import ApprovedPlan
 from sessionlog_drivers.simulated import protocol as wire
 from sessionlog_drivers.simulated.emulator import StimulatorEmulator
+from tests.waiting import wait_until
 
 ENGINE = LimitsEngine()
 PLAN = StimulationPlan.model_validate(
@@ -51,15 +52,6 @@ PLAN = StimulationPlan.model_validate(
 def emulator_of(driver: Driver) -> StimulatorEmulator:
     emulator: StimulatorEmulator = driver.transport.port.emulator  # type: ignore[attr-defined]
     return emulator
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.005)
-    return condition()
 
 
 def change(approved: ApprovedPlan, amplitude_ua: int) -> ApprovedPlan:

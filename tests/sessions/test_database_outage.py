@@ -20,8 +20,8 @@ from sessionlog.settings import Settings
 from sessionlog.store.database import make_engine, session_scope
 from sessionlog.store.models import Client, User
 from tests.conftest import PostgresDatabases
-from tests.sessions.conftest import wait_for
 from tests.sessions.tcp_proxy import TcpProxy
+from tests.waiting import wait_until
 
 PLAN = StimulationPlan.model_validate(
     {
@@ -77,10 +77,10 @@ def test_a_running_session_survives_a_database_outage_and_keeps_every_sample(
 
             proxy.restore()
             runner.stop()
-            assert wait_for(lambda: not runner.recorder.has_spooled_data, timeout_s=10)
+            assert wait_until(lambda: not runner.recorder.has_spooled_data, timeout_s=10)
         finally:
             manager.shutdown()
-        assert wait_for(lambda: _status(engine, session_id) == "stopped", timeout_s=10)
+        assert wait_until(lambda: _status(engine, session_id) == "stopped", timeout_s=10)
         total_received = runner.recorder.stats.samples_received
         with engine.connect() as db:
             samples = sum(

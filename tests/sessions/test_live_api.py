@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 
 from sessionlog_drivers.simulated import protocol as wire
 from tests.api.conftest import assert_problem
-from tests.sessions.conftest import connect, create_session, emulator, live_plan, wait_for
+from tests.sessions.conftest import connect, create_session, emulator, live_plan
+from tests.waiting import wait_until
 
 
 def status(api: TestClient, session_id: int) -> dict[str, Any]:
@@ -53,7 +54,7 @@ def test_full_session_ramps_runs_changes_and_stops_with_everything_recorded(
     device = emulator(api, device_id)
 
     assert api.post(f"/api/v1/sessions/{session_id}/start").status_code == 200
-    assert wait_for(lambda: device.output_amplitude_ua(0) == 20_000)
+    assert wait_until(lambda: device.output_amplitude_ua(0) == 20_000)
     ramp = [
         m.amplitude_ua
         for m in (e.message for e in device.command_log)
@@ -73,21 +74,23 @@ def test_full_session_ramps_runs_changes_and_stops_with_everything_recorded(
         f"/api/v1/sessions/{session_id}/intensity", json={"channel": 1, "amplitude_ma": 24}
     )
     assert changed.status_code == 200, changed.text
-    assert wait_for(lambda: device.output_amplitude_ua(0) == 24_000)
+    assert wait_until(lambda: device.output_amplitude_ua(0) == 24_000)
 
     assert api.post(f"/api/v1/sessions/{session_id}/pause").json()["state"] == "paused"
     assert not device.output_active
     assert_problem(api.post(f"/api/v1/sessions/{session_id}/pause"), 409)
     assert api.post(f"/api/v1/sessions/{session_id}/resume").json()["state"] == "running"
-    assert wait_for(lambda: device.output_active)
+    assert wait_until(lambda: device.output_active)
     api.post(f"/api/v1/sessions/{session_id}/live-notes", json={"text": "client comfortable"})
-    wait_for(lambda: status(api, session_id)["elapsed_s"] > 1.2)
+    wait_until(lambda: status(api, session_id)["elapsed_s"] > 1.2)
 
     stopped = api.post(f"/api/v1/sessions/{session_id}/stop").json()
     assert stopped["state"] == "stopped"
     assert not device.output_active
 
-    assert wait_for(lambda: api.get(f"/api/v1/sessions/{session_id}").json()["status"] == "stopped")
+    assert wait_until(
+        lambda: api.get(f"/api/v1/sessions/{session_id}").json()["status"] == "stopped"
+    )
     record = api.get(f"/api/v1/sessions/{session_id}").json()
     assert record["mode"] == "live"
     assert record["started_at"] is not None
@@ -115,9 +118,9 @@ def test_planned_duration_ends_the_session_by_itself(
     device_id = connect(api)
     session_id = create_session(api, people, device_id, duration_s=1)
     api.post(f"/api/v1/sessions/{session_id}/start")
-    assert wait_for(lambda: status(api, session_id)["state"] == "completed")
+    assert wait_until(lambda: status(api, session_id)["state"] == "completed")
     assert not emulator(api, device_id).output_active
-    assert wait_for(
+    assert wait_until(
         lambda: api.get(f"/api/v1/sessions/{session_id}").json()["status"] == "completed"
     )
     record = api.get(f"/api/v1/sessions/{session_id}").json()
@@ -162,9 +165,11 @@ def test_unplugged_device_aborts_the_session_and_keeps_the_telemetry(
     session_id = create_session(api, people, device_id)
     device = emulator(api, device_id)
     api.post(f"/api/v1/sessions/{session_id}/start")
-    assert wait_for(lambda: status(api, session_id)["state"] == "aborted")
+    assert wait_until(lambda: status(api, session_id)["state"] == "aborted")
     assert not device.output_active
-    assert wait_for(lambda: api.get(f"/api/v1/sessions/{session_id}").json()["status"] == "aborted")
+    assert wait_until(
+        lambda: api.get(f"/api/v1/sessions/{session_id}").json()["status"] == "aborted"
+    )
     record = api.get(f"/api/v1/sessions/{session_id}").json()
     assert record["end_reason"]
     kinds = [e["kind"] for e in events(api, session_id)]
@@ -182,14 +187,14 @@ def test_electrode_off_pauses_until_the_practitioner_resumes(
     session_id = create_session(api, people, device_id)
     device = emulator(api, device_id)
     api.post(f"/api/v1/sessions/{session_id}/start")
-    assert wait_for(lambda: device.output_active)
+    assert wait_until(lambda: device.output_active)
     device.set_electrode_off(0)
-    assert wait_for(lambda: status(api, session_id)["state"] == "paused")
+    assert wait_until(lambda: status(api, session_id)["state"] == "paused")
     kinds = [e["kind"] for e in events(api, session_id)]
     assert "device_warning" in kinds
     device.set_electrode_off(0, off=False)
     assert api.post(f"/api/v1/sessions/{session_id}/resume").json()["state"] == "running"
-    assert wait_for(lambda: device.output_active)
+    assert wait_until(lambda: device.output_active)
 
 
 def test_two_devices_run_sessions_at_the_same_time(api: TestClient, people: dict[str, int]) -> None:
@@ -203,8 +208,8 @@ def test_two_devices_run_sessions_at_the_same_time(api: TestClient, people: dict
     ]
     for session_id in sessions:
         api.post(f"/api/v1/sessions/{session_id}/start")
-    assert wait_for(lambda: emulator(api, first).output_amplitude_ua(0) == 20_000)
-    assert wait_for(lambda: emulator(api, second).output_amplitude_ua(0) == 30_000)
+    assert wait_until(lambda: emulator(api, first).output_amplitude_ua(0) == 20_000)
+    assert wait_until(lambda: emulator(api, second).output_amplitude_ua(0) == 30_000)
     api.post(f"/api/v1/sessions/{sessions[0]}/emergency-stop")
     assert not emulator(api, first).output_active
     assert emulator(api, second).output_active
@@ -237,8 +242,8 @@ def test_a_low_rate_of_corrupted_frames_is_survived_and_counted(
     device_id = connect(api, "channels=1&seed=12&telemetry_hz=100&corrupt_rate=0.03")
     session_id = create_session(api, people, device_id, duration_s=3)
     api.post(f"/api/v1/sessions/{session_id}/start")
-    assert wait_for(lambda: status(api, session_id)["state"] == "completed", timeout_s=10)
-    assert wait_for(
+    assert wait_until(lambda: status(api, session_id)["state"] == "completed", timeout_s=10)
+    assert wait_until(
         lambda: api.get(f"/api/v1/sessions/{session_id}").json()["status"] == "completed"
     )
     errors = api.get(f"/api/v1/sessions/{session_id}").json()["link_errors"]
@@ -263,8 +268,8 @@ def test_a_whole_session_runs_on_the_rehastim2_emulator_through_the_api(
         f"/api/v1/sessions/{session_id}/intensity", json={"channel": 1, "amplitude_ma": 22}
     )
     assert changed.status_code == 200, changed.text
-    assert wait_for(lambda: status(api, session_id)["state"] == "completed", timeout_s=10)
-    assert wait_for(
+    assert wait_until(lambda: status(api, session_id)["state"] == "completed", timeout_s=10)
+    assert wait_until(
         lambda: api.get(f"/api/v1/sessions/{session_id}").json()["status"] == "completed"
     )
     microcurrent = live_plan(

@@ -27,8 +27,8 @@ from sessionlog.settings import Settings
 from sessionlog.store.database import make_engine
 from sessionlog.store.models import SessionEvent, TelemetryBlock, TreatmentSession
 from tests.rows import insert_session
-from tests.sessions.conftest import wait_for
 from tests.sessions.tcp_proxy import TcpProxy
+from tests.waiting import wait_until
 
 
 def _stored(engine: Engine, session_id: int) -> tuple[list[int], list[int]]:
@@ -244,7 +244,7 @@ def test_session_row_changes_spooled_in_an_outage_are_applied_when_it_ends(
     recorder.close()  # the database is still away: everything is spooled, nothing is lost
     assert recorder.has_spooled_data
     restore()
-    assert wait_for(lambda: not recorder.has_spooled_data, timeout_s=10)
+    assert wait_until(lambda: not recorder.has_spooled_data, timeout_s=10)
     with Session(engine) as db:
         stored = db.get(TreatmentSession, session_id)
         assert stored is not None

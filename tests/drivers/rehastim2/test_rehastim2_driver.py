@@ -35,18 +35,10 @@ from sessionlog_drivers.rehastim2.driver import (
 )
 from sessionlog_drivers.rehastim2.emulator import RehaStim2Emulator
 from tests.drivers.rehastim2.conftest import emulator_of
+from tests.waiting import wait_until
 
 ENGINE = LimitsEngine()
 Opener = Callable[..., RehaStim2Driver]
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.005)
-    return condition()
 
 
 def sent(driver: RehaStim2Driver, command: wire.Command) -> list[Any]:
