@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from fastapi import Request
 
 from sessionlog.api.app import create_app
 from sessionlog.schemas import SessionPublic, SessionRecordCreate
@@ -61,11 +62,10 @@ def serve(database_url: str, data_dir: str, port: int) -> None:
     """The server process: the real app plus one bare endpoint, under uvicorn."""
     settings = Settings(data_dir=Path(data_dir), database_url=database_url, auto_migrate=True)
     app = create_app(settings)
-    engine = make_engine(settings.effective_database_url)
 
     @app.post("/bench/bare", status_code=201, response_model=SessionPublic)
-    def bare(data: SessionRecordCreate) -> Any:
-        with session_scope(engine) as db:
+    def bare(data: SessionRecordCreate, request: Request) -> Any:
+        with session_scope(request.app.state.engine) as db:  # the app's own engine and pool
             session = records.record_standalone_session(db, data)
             return records.to_public(db, session, just_written=data.plan)
 

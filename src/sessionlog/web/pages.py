@@ -89,6 +89,14 @@ def _client_codes(db: SessionDep, sessions: list[TreatmentSession]) -> dict[int,
     return codes
 
 
+def _session_read(db: SessionDep, audit: AuditorDep, session_id: int) -> tuple[SessionPublic, str]:
+    """One session as its document and its client's code; the read is audited."""
+    session = fetch(db, TreatmentSession, "session", session_id)
+    public = records.to_public(db, session)
+    audit.record("read", "session", session_id)
+    return public, _client_codes(db, [session])[session.client_id]
+
+
 def _audit_sessions(audit: AuditorDep, sessions: list[TreatmentSession]) -> None:
     if sessions:
         audit.record("read", "session", after={"ids": [s.id for s in sessions]})
@@ -309,16 +317,13 @@ def live_page(
     principal: SessionReader,
     audit: AuditorDep,
 ) -> Response:
-    session = fetch(db, TreatmentSession, "session", session_id)
-    public = records.to_public(db, session)
-    audit.record("read", "session", session_id)
-    client = db.get(Client, session.client_id)
+    public, client_code = _session_read(db, audit, session_id)
     return _page(
         request,
         "live.html",
         principal,
         session=public,
-        client_code=client.code if client else "?",
+        client_code=client_code,
         can_run=principal.has(Scope.SESSIONS_RUN),
     )
 
@@ -331,19 +336,16 @@ def record_page(
     principal: SessionReader,
     audit: AuditorDep,
 ) -> Response:
-    session = fetch(db, TreatmentSession, "session", session_id)
-    public: SessionPublic = records.to_public(db, session)
-    audit.record("read", "session", session_id)
+    public, client_code = _session_read(db, audit, session_id)
     events = records.session_events(db, session_id)
     audit.record("read", "session_events", session_id)
-    client = db.get(Client, session.client_id)
     return _page(
         request,
         "record.html",
         principal,
         session=public,
         events=events,
-        client_code=client.code if client else "?",
+        client_code=client_code,
         can_correct=(
             principal.has(Scope.SESSIONS_WRITE)
             and public.superseded_by_id is None
