@@ -329,3 +329,24 @@ def test_a_restart_writes_a_spooled_end_instead_of_marking_the_session_interrupt
         assert interrupted.end_reason is not None
         assert "running" in interrupted.end_reason
     assert not recorder.has_spooled_data
+
+
+def test_what_is_recorded_after_a_first_close_is_written_by_the_next(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Shutdown may close a recorder before the session's end is recorded on another thread."""
+    engine = make_engine(database_url)
+    session_id = insert_session(engine, status="running")
+    recorder = SessionRecorder(engine, session_id, spool_dir=tmp_path, flush_interval_s=60)
+    recorder.close()
+    recorder.event("state_changed", {"to": "stopped"}, flush=False)
+    recorder.update_session({"status": "stopped", "ended_at": datetime.now(UTC)}, flush=False)
+    recorder.close()
+    assert _status(engine, session_id) == "stopped"
+    with Session(engine) as db:
+        kinds = [
+            e.kind
+            for e in db.exec(select(SessionEvent).where(SessionEvent.session_id == session_id))
+        ]
+    engine.dispose()
+    assert kinds == ["state_changed"]

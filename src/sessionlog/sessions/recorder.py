@@ -257,6 +257,7 @@ class SessionRecorder:
         self._session_updates: list[dict[str, Any]] = []
         self._seq = itertools.count(self._next_free_seq())
         self._closed = threading.Event()
+        self._drain: threading.Thread | None = None
         self._wake = threading.Event()
         self.stats = RecorderStats()
         self._thread = threading.Thread(
@@ -451,22 +452,25 @@ class SessionRecorder:
                 logger.exception("session %s: recorder flush failed", self.session_id)
 
     def close(self) -> None:
-        """Write everything that is pending; safe to call twice.
+        """Stop the flush thread and write everything that is pending; safe to call again.
 
-        If the database is still away, what is spooled keeps being retried in the background until
-        it is written (or, if the process ends first, at the next start).
+        A later call writes what was added since (the end of a session may be recorded by one
+        thread while another closes the recorder). If the database is still away, what is
+        spooled keeps being retried in the background until it is written (or, if the process
+        ends first, at the next start).
         """
-        if self._closed.is_set():
-            return
-        self._closed.set()
-        self._wake.set()
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
+        if not self._closed.is_set():
+            self._closed.set()
+            self._wake.set()
+            if self._thread is not threading.current_thread():
+                self._thread.join(timeout=5)
         self.flush()
-        if self.has_spooled_data:
-            threading.Thread(
-                target=self._drain_spool, name=f"recorder-{self.session_id}-spool", daemon=True
-            ).start()
+        with self._lock:
+            if self.has_spooled_data and not (self._drain and self._drain.is_alive()):
+                self._drain = threading.Thread(
+                    target=self._drain_spool, name=f"recorder-{self.session_id}-spool", daemon=True
+                )
+                self._drain.start()
 
     def _drain_spool(self) -> None:
         delay_s = self._flush_interval_s
