@@ -198,6 +198,9 @@ class Driver(ABC):
         self._waiters: dict[Hashable, _Waiter] = {}
         self._listeners: list[Listener] = []
         self._fault_reason: str | None = None
+        self._emergency_stops = 0
+        """Emergency stops made, counted under the state lock, so a command sees one that
+        overtook it."""
         self._identity: DeviceIdentity | None = None
         self._capabilities: DeviceCapabilities | None = None
         self._plan: StimulationPlan | None = None
@@ -477,6 +480,7 @@ class Driver(ABC):
             self._fail(f"emergency stop could not be written: {error}", write_stop=False)
             return
         with self._state_lock:
+            self._emergency_stops += 1
             if self._state not in (DriverState.FAULTED, DriverState.CLOSED):
                 self._state = DriverState.STOPPED
 
@@ -537,9 +541,24 @@ class Driver(ABC):
         action: Callable[[], None],
         new_state: DriverState | None,
     ) -> None:
+        """Do ``operation`` by running ``action``; enter ``new_state`` only if it took effect.
+
+        Returning normally means that the operation took effect and that the driver is still in
+        charge of the output, so a caller may record it (``apply`` and ``set_amplitude`` keep the
+        plan only then). A reply alone does not say that: while the command waited for it, the
+        waiting thread may have dispatched a device fault or a garbage burst, or another thread a
+        lost heartbeat, and the driver then wrote the emergency stop and faulted; or ``close``
+        was called; or an emergency stop was written past the command lock. The device's
+        acknowledgement may still arrive after that and match the request, yet what it
+        acknowledges was undone by the stop, so the operation raises then instead (an emergency
+        stop voids only what concerns output: a plan loaded while output is off stays loaded).
+        The state is checked, and ``new_state`` entered, under the state lock, so no fault,
+        close or emergency stop falls between the check and the change of state.
+        """
         self._refuse_on_reading_thread(operation)
         with self._command_lock:
             state = self._state
+            emergency_stops = self._emergency_stops
             if state is DriverState.FAULTED:
                 raise DeviceFaultError(self._fault_reason or "unknown")
             if state not in allowed:
@@ -550,8 +569,25 @@ class Driver(ABC):
                 reason = f"{operation} failed: {error}"
                 self._fail(reason)
                 raise DeviceFaultError(reason) from error
-            if new_state is not None:
-                self._set_state(new_state)
+            with self._state_lock:
+                if self._state is DriverState.FAULTED:
+                    raise DeviceFaultError(
+                        f"{operation} is void: the driver faulted while it was in progress "
+                        f"({self._fault_reason or 'unknown'})"
+                    )
+                if self._state is DriverState.CLOSED:
+                    raise InvalidStateError(
+                        f"{operation} is void: the driver was closed while it was in progress"
+                    )
+                if self._emergency_stops != emergency_stops and (
+                    new_state is None or new_state in OUTPUT_STATES
+                ):
+                    raise InvalidStateError(
+                        f"{operation} is void: an emergency stop was made while it was in "
+                        "progress, and output stays stopped"
+                    )
+                if new_state is not None:
+                    self._state = new_state
             logger.info("%s: %s", self._transport.url, operation)
 
     def _fail(self, reason: str, *, write_stop: bool = True) -> None:

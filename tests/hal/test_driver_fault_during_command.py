@@ -1,0 +1,376 @@
+"""A command whose reply arrives after the driver faulted or closed did not take effect.
+
+While a command waits for its reply, the driver can fault for another reason: the waiting thread
+itself dispatches a device fault or a garbage burst it reads, and the driver then writes the
+emergency stop. The device's acknowledgement may still arrive afterwards and match the request, but
+what it acknowledges was undone by the stop; a caller told that the command succeeded would record
+a change that never reached the patient. Likewise for a reply that comes after ``close``.
+
+The device here is played by the test over a real TCP socket (the driver opens it as
+``socket://``), answering every frame as the simulated stimulator's firmware would, except where a
+test scripts the answer to SET_AMPLITUDE: that is the one way to put a fault report or line noise
+exactly between a command and its acknowledgement.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from sessionlog.hal import (
+    DeviceFaultError,
+    Driver,
+    DriverState,
+    InvalidStateError,
+    SerialTransport,
+    open_device,
+)
+from sessionlog.safety import LimitsEngine, StimulationPlan
+from sessionlog.safety.verdict import ApprovedPlan
+from sessionlog_drivers.simulated import protocol as wire
+from sessionlog_drivers.simulated.config import EmulatorConfig
+from sessionlog_drivers.simulated.driver import EMERGENCY_STOP_SEQ, SimulatedDriver
+from tests.waiting import wait_until
+
+ENGINE = LimitsEngine()
+PLAN = StimulationPlan.model_validate(
+    {
+        "modality": "ems",
+        "duration_s": 600,
+        "electrode": {"body_site": "calf", "area_cm2": 50},
+        "channels": [
+            {"channel": c, "amplitude_ma": 20, "pulse_width_us": 300, "frequency_hz": 40}
+            for c in (1, 2)
+        ],
+    }
+)
+TIMEOUT_S = 10.0
+"""For every wait on another thread: generous, since a loaded machine may be slow to schedule."""
+
+
+def encode(seq: int, message: wire.Message) -> bytes:
+    return wire.encode_frame(wire.Frame(seq, message))
+
+
+def identity() -> wire.Identity:
+    """The IDENTITY the simulated stimulator's firmware sends with its default configuration."""
+    config = EmulatorConfig()
+    limits = config.limits
+    return wire.Identity(
+        protocol_version=wire.PROTOCOL_VERSION,
+        model=config.model,
+        firmware_version=config.firmware_version,
+        serial_number=config.serial_number,
+        channel_count=config.channel_count,
+        amplitude_limits=tuple(
+            wire.ModalityLimit(m, limits.max_amplitude_ua(m)) for m in sorted(config.modalities)
+        ),
+        pulse_width_min_us=limits.pulse_width_min_us,
+        pulse_width_max_us=limits.pulse_width_max_us,
+        frequency_min_millihz=limits.frequency_min_millihz,
+        frequency_max_millihz=limits.frequency_max_millihz,
+        watchdog_timeout_ms=config.watchdog_timeout_ms,
+        telemetry_interval_ms=round(1000 * config.telemetry_interval_s),
+    )
+
+
+def line_noise(count: int) -> bytes:
+    """``count`` telemetry frames each damaged by one flipped bit, as noise on the line does."""
+    noise = bytearray()
+    for i in range(count):
+        frame = bytearray(
+            encode(i, wire.Telemetry(1000 + i, (wire.TelemetrySample(0, 20_000, 1_000),)))
+        )
+        frame[5] ^= 0x01  # a payload byte: the frame keeps its shape, its CRC no longer matches
+        noise += frame
+    # The driver's own decoder is the judge of what counts as malformed: make sure it is this.
+    decoder = wire.FrameDecoder(accepted=wire.DEVICE_COMMANDS)
+    assert decoder.feed(bytes(noise)) == []
+    assert decoder.counters.bad_crc == decoder.counters.malformed == count
+    return bytes(noise)
+
+
+class ScriptedDevice:
+    """The simulated stimulator played over a real socket, one frame at a time.
+
+    ``answer`` turns each frame the host sends into the bytes sent back; by default
+    ``firmware_answer``, which acknowledges everything as the firmware does when all is well.
+    A test replaces it to script one command's answer. Every frame received is kept, in order.
+    """
+
+    def __init__(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self._server.settimeout(0.05)
+        self.url = f"socket://127.0.0.1:{self._server.getsockname()[1]}"
+        self.answer: Callable[[wire.Frame], bytes] = self.firmware_answer
+        self._received: list[wire.Frame] = []
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="scripted-device", daemon=True)
+        self._thread.start()
+
+    def firmware_answer(self, frame: wire.Frame) -> bytes:
+        if isinstance(frame.message, wire.Identify):
+            return encode(frame.seq, identity())
+        return encode(frame.seq, wire.Ack(frame.command))
+
+    def received(self) -> list[wire.Frame]:
+        with self._lock:
+            return list(self._received)
+
+    def commands(self) -> list[wire.Command]:
+        return [frame.command for frame in self.received()]
+
+    def has_received(self, command: wire.Command) -> bool:
+        return command in self.commands()
+
+    def close(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=TIMEOUT_S)
+        self._server.close()
+
+    def _serve(self) -> None:
+        while not self._done.is_set():
+            try:
+                connection, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                self._converse(connection)
+            return
+
+    def _converse(self, connection: socket.socket) -> None:
+        connection.settimeout(0.05)
+        decoder = wire.FrameDecoder(accepted=wire.HOST_COMMANDS)
+        while not self._done.is_set():
+            try:
+                data = connection.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not data:
+                return  # the host closed the port
+            for frame in decoder.feed(data):
+                with self._lock:
+                    self._received.append(frame)
+                reply = self.answer(frame)
+                if reply:
+                    connection.sendall(reply)
+
+
+@pytest.fixture
+def device() -> Iterator[ScriptedDevice]:
+    scripted = ScriptedDevice()
+    yield scripted
+    scripted.close()
+
+
+@pytest.fixture
+def running() -> Iterator[Callable[[Driver], ApprovedPlan]]:
+    """Apply the plan and start output on a driver; close the driver afterwards."""
+    opened: list[Driver] = []
+
+    def _run(driver: Driver) -> ApprovedPlan:
+        opened.append(driver)
+        approved = ENGINE.approve(PLAN, capabilities=driver.capabilities).approved_plan
+        assert approved is not None
+        driver.apply(approved)
+        driver.start()
+        assert driver.state is DriverState.RUNNING
+        return approved
+
+    yield _run
+    for driver in opened:
+        driver.close()
+
+
+def change(approved: ApprovedPlan, amplitude_ua: int) -> ApprovedPlan:
+    verdict = ENGINE.approve_change(approved, channel=1, amplitude_ua=amplitude_ua)
+    assert verdict.approved_plan is not None, verdict.reasons
+    return verdict.approved_plan
+
+
+def after_the_set_amplitude(device: ScriptedDevice) -> list[wire.Command]:
+    """The commands the device received after the (one) SET_AMPLITUDE, heartbeats left out: a
+    heartbeat that had passed its state check before the fault may still be written."""
+    commands = device.commands()
+    assert commands.count(wire.Command.SET_AMPLITUDE) == 1
+    later = commands[commands.index(wire.Command.SET_AMPLITUDE) + 1 :]
+    return [command for command in later if command is not wire.Command.HEARTBEAT]
+
+
+def test_an_acknowledgement_that_follows_a_device_fault_does_not_make_the_change_succeed(
+    device: ScriptedDevice, running: Callable[[Driver], ApprovedPlan]
+) -> None:
+    driver = open_device(device.url, driver="simulated")
+    approved = running(driver)
+
+    def fault_then_ack(frame: wire.Frame) -> bytes:
+        if isinstance(frame.message, wire.SetAmplitude):
+            fault = wire.Fault(wire.ErrorCode.HARDWARE_FAULT, wire.DEVICE_WIDE_CHANNEL, 5_000)
+            return encode(frame.seq, fault) + encode(frame.seq, wire.Ack(frame.command))
+        return device.firmware_answer(frame)
+
+    device.answer = fault_then_ack
+
+    with pytest.raises(DeviceFaultError, match="hardware_fault") as raised:
+        driver.set_amplitude(change(approved, 25_000), channel=1)
+
+    assert "void" in str(raised.value)
+    assert driver.state is DriverState.FAULTED
+    assert "device reported hardware_fault" in (driver.fault_reason or "")
+    assert driver._plan is approved.plan, "the change was kept as if it had taken effect"
+    driver.close()  # joins the driver's threads: the device has received all it ever will
+    assert after_the_set_amplitude(device) == [wire.Command.EMERGENCY_STOP]
+    [stop] = [f for f in device.received() if f.command is wire.Command.EMERGENCY_STOP]
+    assert stop.seq == EMERGENCY_STOP_SEQ
+
+
+def test_an_acknowledgement_that_follows_a_garbage_burst_does_not_make_the_change_succeed(
+    device: ScriptedDevice, running: Callable[[Driver], ApprovedPlan]
+) -> None:
+    driver = open_device(device.url, driver="simulated")
+    approved = running(driver)
+    noise = line_noise(driver.malformed_burst_limit + 1)
+
+    def noise_then_ack(frame: wire.Frame) -> bytes:
+        if isinstance(frame.message, wire.SetAmplitude):
+            return noise + encode(frame.seq, wire.Ack(frame.command))
+        return device.firmware_answer(frame)
+
+    device.answer = noise_then_ack
+
+    with pytest.raises(DeviceFaultError, match="garbage on the link") as raised:
+        driver.set_amplitude(change(approved, 25_000), channel=1)
+
+    assert "void" in str(raised.value)
+    assert driver.state is DriverState.FAULTED
+    assert "garbage on the link" in (driver.fault_reason or "")
+    assert driver.counters.malformed_frames == driver.malformed_burst_limit + 1
+    assert driver._plan is approved.plan, "the change was kept as if it had taken effect"
+    driver.close()
+    assert after_the_set_amplitude(device) == [wire.Command.EMERGENCY_STOP]
+
+
+class PatientSimulatedDriver(SimulatedDriver):
+    """The simulated driver with a long reply timeout, so that a reply the test holds back on
+    purpose is not given up on while a loaded machine takes its time to schedule the test."""
+
+    reply_timeout_s = TIMEOUT_S
+
+
+def test_an_acknowledgement_that_arrives_after_close_does_not_make_the_change_succeed(
+    device: ScriptedDevice, running: Callable[[Driver], ApprovedPlan]
+) -> None:
+    # The device holds back the acknowledgements of a heartbeat and of SET_AMPLITUDE until it
+    # sees the stop that ``close`` writes. ``close`` waits for the heartbeat thread, so the port
+    # is still open when the acknowledgement of SET_AMPLITUDE arrives, after the driver closed.
+    driver = PatientSimulatedDriver(
+        SerialTransport(device.url, PatientSimulatedDriver.serial_settings)
+    )
+    driver.connect()
+    approved = running(driver)
+    held: list[wire.Frame] = []
+    heartbeat_held = threading.Event()
+
+    def hold_until_stopped(frame: wire.Frame) -> bytes:
+        if isinstance(frame.message, wire.Heartbeat | wire.SetAmplitude):
+            held.append(frame)
+            if isinstance(frame.message, wire.Heartbeat):
+                heartbeat_held.set()
+            return b""
+        if isinstance(frame.message, wire.EmergencyStop):
+            # The command's reply first: the heartbeat's lets ``close`` go on to close the port.
+            held.sort(key=lambda f: f.command is wire.Command.HEARTBEAT)
+            replies = [encode(f.seq, wire.Ack(f.command)) for f in held]
+            return encode(frame.seq, wire.Ack(frame.command)) + b"".join(replies)
+        return device.firmware_answer(frame)
+
+    device.answer = hold_until_stopped
+    assert heartbeat_held.wait(TIMEOUT_S)
+
+    errors: list[BaseException] = []
+
+    def set_amplitude() -> None:
+        try:
+            driver.set_amplitude(change(approved, 25_000), channel=1)
+        except BaseException as error:
+            errors.append(error)
+
+    command = threading.Thread(target=set_amplitude)
+    command.start()
+    assert wait_until(lambda: device.has_received(wire.Command.SET_AMPLITUDE), TIMEOUT_S)
+    closing = threading.Thread(target=driver.close)
+    closing.start()
+    command.join(timeout=TIMEOUT_S)
+    closing.join(timeout=TIMEOUT_S)
+
+    assert not command.is_alive()
+    assert not closing.is_alive()
+    assert device.has_received(wire.Command.EMERGENCY_STOP)
+    assert [type(error) for error in errors] == [InvalidStateError]
+    assert "closed while it was in progress" in str(errors[0])
+    assert driver.state is DriverState.CLOSED
+    assert driver._plan is approved.plan, "the change was kept as if it had taken effect"
+
+
+def test_a_resume_acknowledged_after_an_emergency_stop_leaves_output_stopped(
+    device: ScriptedDevice, running: Callable[[Driver], ApprovedPlan]
+) -> None:
+    # The device takes RESUME, then the emergency stop, and its acknowledgement of RESUME is still
+    # on the line when the stop is written: output ends stopped, and the driver must say so.
+    driver = PatientSimulatedDriver(
+        SerialTransport(device.url, PatientSimulatedDriver.serial_settings)
+    )
+    driver.connect()
+    running(driver)
+    driver.pause()
+    held: list[wire.Frame] = []
+
+    def hold_resume_until_stopped(frame: wire.Frame) -> bytes:
+        if isinstance(frame.message, wire.Resume):
+            held.append(frame)
+            return b""
+        if isinstance(frame.message, wire.EmergencyStop):
+            replies = [encode(f.seq, wire.Ack(f.command)) for f in held]
+            return b"".join(replies) + encode(frame.seq, wire.Ack(frame.command))
+        return device.firmware_answer(frame)
+
+    device.answer = hold_resume_until_stopped
+    errors: list[BaseException] = []
+
+    def resume() -> None:
+        try:
+            driver.resume()
+        except BaseException as error:
+            errors.append(error)
+
+    command = threading.Thread(target=resume)
+    command.start()
+    assert wait_until(lambda: device.has_received(wire.Command.RESUME), TIMEOUT_S)
+    driver.emergency_stop()
+    command.join(timeout=TIMEOUT_S)
+
+    assert not command.is_alive()
+    assert [type(error) for error in errors] == [InvalidStateError]
+    assert "emergency stop" in str(errors[0])
+    assert driver.state is DriverState.STOPPED
+    assert not driver.output_active
+
+
+def test_an_emergency_stop_before_a_command_does_not_void_it(
+    device: ScriptedDevice, running: Callable[[Driver], ApprovedPlan]
+) -> None:
+    driver = open_device(device.url, driver="simulated")
+    approved = running(driver)
+    driver.emergency_stop()
+    assert driver.state is DriverState.STOPPED
+
+    driver.apply(approved)  # a new command after the stop is judged on its own
+    driver.start()
+
+    assert driver.state is DriverState.RUNNING
