@@ -117,6 +117,10 @@ MAX_PAYLOAD_BYTES = 200
 _HEADER_BYTES = 3  # length, seq, command
 _CRC_BYTES = 2
 _STUFFED = frozenset({START_BYTE, ESCAPE_BYTE})
+_START = bytes((START_BYTE,))
+_ESCAPE = bytes((ESCAPE_BYTE,))
+_ESCAPED_START = bytes((ESCAPE_BYTE, START_BYTE ^ ESCAPE_XOR))
+_ESCAPED_ESCAPE = bytes((ESCAPE_BYTE, ESCAPE_BYTE ^ ESCAPE_XOR))
 
 
 def crc16(data: bytes) -> int:
@@ -145,13 +149,8 @@ def encode_frame(frame: Frame) -> bytes:
         raise ValueError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
     body = bytes((len(payload), frame.seq, frame.command)) + payload
     body += crc16(body).to_bytes(_CRC_BYTES, "little")
-    out = bytearray((START_BYTE,))
-    for byte in body:
-        if byte in _STUFFED:
-            out += bytes((ESCAPE_BYTE, byte ^ ESCAPE_XOR))
-        else:
-            out.append(byte)
-    return bytes(out)
+    # The escape byte is stuffed first, so the escapes added for start bytes stay as they are.
+    return _START + body.replace(_ESCAPE, _ESCAPED_ESCAPE).replace(_START, _ESCAPED_START)
 
 
 class RejectReason(Enum):

@@ -9,6 +9,7 @@ checked.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Set
 
 from sessionlog.safety.capabilities import DeviceCapabilities
@@ -29,6 +30,8 @@ from sessionlog.safety.verdict import (
     Violation,
     WarningCode,
 )
+
+_CHANNEL_VALIDATOR = ChannelPlan.__pydantic_validator__
 
 _NOT_ACKNOWLEDGEABLE = " The site policy does not allow warnings to be acknowledged."
 
@@ -114,9 +117,11 @@ class LimitsEngine:
         if channel not in numbers:
             raise ValueError(f"channel {channel} is not in the approved plan (channels {numbers})")
         index = numbers.index(channel)
-        changed_channel = ChannelPlan.model_validate(
-            {**plan.channels[index].model_dump(), "amplitude_ua": amplitude_ua}
-        )
+        # A copy of the channel with the amplitude validated by ChannelPlan's own schema, field and
+        # model validators included: the channel a full parse of the changed plan would give,
+        # without re-parsing every other field. The copy is new, so no approved plan changes.
+        changed_channel = copy.copy(plan.channels[index])
+        _CHANNEL_VALIDATOR.validate_assignment(changed_channel, "amplitude_ua", amplitude_ua)
         channels = list(plan.channels)
         channels[index] = changed_channel
         # Only the channel list differs, and its length and channel numbers (all the plan's own
