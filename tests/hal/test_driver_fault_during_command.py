@@ -374,3 +374,42 @@ def test_an_emergency_stop_before_a_command_does_not_void_it(
     driver.start()
 
     assert driver.state is DriverState.RUNNING
+
+
+def test_a_command_whose_reply_never_comes_before_close_fails_as_closed(
+    device: ScriptedDevice, running: Callable[[Driver], ApprovedPlan]
+) -> None:
+    # The acknowledgement of SET_AMPLITUDE never comes; ``close`` releases the port under the
+    # waiting request. That is the close, not a device fault, and the error says so.
+    driver = PatientSimulatedDriver(
+        SerialTransport(device.url, PatientSimulatedDriver.serial_settings)
+    )
+    driver.connect()
+    approved = running(driver)
+
+    def never_acknowledge_the_change(frame: wire.Frame) -> bytes:
+        if isinstance(frame.message, wire.SetAmplitude):
+            return b""
+        return device.firmware_answer(frame)
+
+    device.answer = never_acknowledge_the_change
+    errors: list[BaseException] = []
+
+    def set_amplitude() -> None:
+        try:
+            driver.set_amplitude(change(approved, 25_000), channel=1)
+        except BaseException as error:
+            errors.append(error)
+
+    command = threading.Thread(target=set_amplitude)
+    command.start()
+    assert wait_until(lambda: device.has_received(wire.Command.SET_AMPLITUDE), TIMEOUT_S)
+    driver.close()
+    command.join(timeout=TIMEOUT_S)
+
+    assert not command.is_alive()
+    assert [type(error) for error in errors] == [InvalidStateError]
+    assert "closed while it was in progress" in str(errors[0])
+    assert driver.state is DriverState.CLOSED
+    assert driver.fault_reason is None
+    assert device.has_received(wire.Command.EMERGENCY_STOP)

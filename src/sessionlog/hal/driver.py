@@ -563,9 +563,16 @@ class Driver(ABC):
                 raise DeviceFaultError(self._fault_reason or "unknown")
             if state not in allowed:
                 raise InvalidStateError(f"{operation} is not possible in state {state}")
+            closed = InvalidStateError(
+                f"{operation} is void: the driver was closed while it was in progress"
+            )
             try:
                 action()
             except Exception as error:
+                if self._state is DriverState.CLOSED:
+                    # ``close`` stopped the output and released the port under the request: the
+                    # failure is the close, not a fault of the device or the link.
+                    raise closed from error
                 reason = f"{operation} failed: {error}"
                 self._fail(reason)
                 raise DeviceFaultError(reason) from error
@@ -576,9 +583,7 @@ class Driver(ABC):
                         f"({self._fault_reason or 'unknown'})"
                     )
                 if self._state is DriverState.CLOSED:
-                    raise InvalidStateError(
-                        f"{operation} is void: the driver was closed while it was in progress"
-                    )
+                    raise closed
                 if self._emergency_stops != emergency_stops and (
                     new_state is None or new_state in OUTPUT_STATES
                 ):
