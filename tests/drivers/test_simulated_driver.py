@@ -318,3 +318,26 @@ def test_a_frequency_finer_than_the_wire_carries_is_refused_without_a_fault(
     assert driver.state is DriverState.READY
     driver.apply(approve(driver, ems_plan()))
     assert driver.state is DriverState.CONFIGURED
+
+
+@pytest.mark.parametrize("polarity", ["positive", "negative"])
+def test_monophasic_pulses_of_alternating_polarity_are_refused_not_made_one_way(
+    open_sim: Callable[..., Driver], polarity: str
+) -> None:
+    driver = open_sim()
+    alternating = approve(
+        driver, ems_plan(amplitude_ma=10, phase_type="monophasic", polarity="alternating")
+    )
+    with pytest.raises(PlanNotEncodableError, match="cannot alternate the polarity"):
+        driver.apply(alternating)
+    assert sent(driver, wire.Command.CONFIGURE_CHANNEL) == []
+
+    driver.apply(
+        approve(driver, ems_plan(amplitude_ma=10, phase_type="monophasic", polarity=polarity))
+    )
+    [configured] = sent(driver, wire.Command.CONFIGURE_CHANNEL)
+    assert configured.phase_type is wire.PhaseType.MONOPHASIC
+    expected = (
+        wire.Polarity.POSITIVE_FIRST if polarity == "positive" else wire.Polarity.NEGATIVE_FIRST
+    )
+    assert configured.polarity is expected

@@ -202,7 +202,15 @@ def test_an_emergency_stop_is_not_held_up_by_a_command_waiting_for_its_reply(
 ) -> None:
     driver, approved = start_device("latency_ms=300&telemetry_hz=100")
     emulator = emulator_of(driver)
-    command = threading.Thread(target=driver.set_amplitude, args=(change(approved, 25_000), 1))
+    errors: list[BaseException] = []
+
+    def set_amplitude() -> None:
+        try:
+            driver.set_amplitude(change(approved, 25_000), channel=1)
+        except BaseException as error:
+            errors.append(error)
+
+    command = threading.Thread(target=set_amplitude)
     command.start()
     assert wait_until(
         lambda: any(e.command is wire.Command.SET_AMPLITUDE for e in emulator.command_log)
@@ -217,6 +225,8 @@ def test_an_emergency_stop_is_not_held_up_by_a_command_waiting_for_its_reply(
     assert not emulator.output_active
     command.join(timeout=3)
     assert driver.state is DriverState.STOPPED
+    # The change was acknowledged before the device took the stop: the stop overtook it.
+    assert [type(error) for error in errors] == [InvalidStateError]
 
 
 def test_a_disconnect_met_by_a_waiting_command_faults_the_driver_with_output_stopped(

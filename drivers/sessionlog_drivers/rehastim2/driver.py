@@ -367,6 +367,9 @@ class RehaStim2Driver(Driver):
     def _emergency_stop_frame(self) -> bytes:
         return self._stop_packet
 
+    def _emergency_stop_reply_key(self) -> Hashable:
+        return (EMERGENCY_STOP_PACKET_NUMBER, wire.ACK_FOR[wire.StopChannelListMode.COMMAND])
+
     def _send_heartbeat(self) -> None:
         """Feed the device's 1200 ms watchdog with Watchdog (§2.3).
 

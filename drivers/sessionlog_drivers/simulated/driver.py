@@ -165,13 +165,24 @@ class SimulatedDriver(Driver):
     # -- commands out
 
     def _check_encodable(self, plan: StimulationPlan) -> None:
-        """The wire carries frequencies in whole mHz: anything finer is refused, not rounded."""
+        """The wire carries frequencies in whole mHz: anything finer is refused, not rounded. The
+        device has no alternating polarity: a biphasic pulse alternates by construction, but
+        monophasic pulses all go one way, so "alternating" monophasic pulses are refused rather
+        than delivered as a one-way (net DC) train under a record that says otherwise."""
         problems = []
         for channel in plan.channels:
             try:
                 millihertz(channel.frequency_hz)
             except ValueError as error:
                 problems.append(f"channel {channel.channel}: {error}")
+            if (
+                channel.phase_type is PhaseType.MONOPHASIC
+                and channel.polarity is Polarity.ALTERNATING
+            ):
+                problems.append(
+                    f"channel {channel.channel}: the device cannot alternate the polarity of "
+                    "monophasic pulses (give positive or negative)"
+                )
         if problems:
             raise PlanNotEncodableError("; ".join(problems))
 
@@ -213,6 +224,9 @@ class SimulatedDriver(Driver):
 
     def _emergency_stop_frame(self) -> bytes:
         return self._stop_frame
+
+    def _emergency_stop_reply_key(self) -> int:
+        return EMERGENCY_STOP_SEQ
 
     def _send_heartbeat(self) -> None:
         self._send(wire.Heartbeat(), "heartbeat", idempotent=True)

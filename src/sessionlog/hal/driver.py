@@ -123,6 +123,15 @@ class _Waiter:
         self.reply: Reply | None = None
 
 
+@dataclass(frozen=True)
+class _StopConfirmation:
+    """An emergency stop written and not yet acknowledged: its reply slot and the deadline."""
+
+    key: Hashable
+    waiter: _Waiter
+    deadline: float
+
+
 def _same(new: object, old: object) -> bool:
     return new is old or new == old
 
@@ -131,6 +140,26 @@ _PLAN_BESIDES_CHANNELS = attrgetter(*(n for n in StimulationPlan.model_fields if
 _CHANNEL_BESIDES_AMPLITUDE = attrgetter(
     *(n for n in ChannelPlan.model_fields if n != "amplitude_ua")
 )
+
+
+def _check_same_context(change: ApprovedPlan, running: ApprovedPlan) -> None:
+    """Refuse a live change approved against other layers, site policy or client than the
+    running plan (capabilities are checked against the driver's own for every plan)."""
+    differing = [
+        name
+        for name, new, old in (
+            ("layers", change.layers, running.layers),
+            ("site policy", change.site_policy, running.site_policy),
+            ("client", change.client, running.client),
+        )
+        if not _same(new, old)
+    ]
+    if differing:
+        raise PlanNotApprovedError(
+            f"the change was approved with another {', '.join(differing)} than the running plan "
+            f"(layers {', '.join(running.layers)}); approve it with LimitsEngine.approve_change "
+            "on the running plan"
+        )
 
 
 def _alters_more_than_amplitude(new: StimulationPlan, old: StimulationPlan, channel: int) -> bool:
@@ -203,7 +232,8 @@ class Driver(ABC):
         overtook it."""
         self._identity: DeviceIdentity | None = None
         self._capabilities: DeviceCapabilities | None = None
-        self._plan: StimulationPlan | None = None
+        self._approved: ApprovedPlan | None = None
+        self._stop_confirmation: _StopConfirmation | None = None
         self._shutdown = threading.Event()
         self._reader: threading.Thread | None = None
         self._heartbeat: threading.Thread | None = None
@@ -256,6 +286,13 @@ class Driver(ABC):
     @abstractmethod
     def _emergency_stop_frame(self) -> bytes:
         """The bytes that stop all output at once; written without waiting for any lock."""
+
+    def _emergency_stop_reply_key(self) -> Hashable | None:
+        """The key of the device's acknowledgement of ``_emergency_stop_frame``, or None if the
+        device does not acknowledge it. With a key, an emergency stop that is not acknowledged
+        within ``reply_timeout_s`` (lost on the line, or refused) faults the driver, which ends
+        the heartbeat, so that the device's watchdog stops the output."""
+        return None
 
     @abstractmethod
     def _send_heartbeat(self) -> None:
@@ -418,6 +455,12 @@ class Driver(ABC):
         )
         return identity
 
+    @property
+    def applied_plan(self) -> ApprovedPlan | None:
+        """The approved plan the device holds: the last one applied, with the live changes that
+        took effect since; None before the first ``apply``."""
+        return self._approved
+
     def apply(self, approved: ApprovedPlan) -> None:
         """Load an approved plan's parameters; output stays off until ``start``."""
         self._check_approval(approved)
@@ -426,22 +469,32 @@ class Driver(ABC):
         self._command(
             "apply plan", allowed, lambda: self._apply(approved.plan), DriverState.CONFIGURED
         )
-        self._plan = approved.plan
+        self._approved = approved
 
     def start(self) -> None:
-        plan = self._plan
-        if plan is None:
+        running = self._approved
+        if running is None:
             raise InvalidStateError("apply an approved plan before start()")
         self._command(
-            "start", {DriverState.CONFIGURED}, lambda: self._start(plan), DriverState.RUNNING
+            "start",
+            {DriverState.CONFIGURED},
+            lambda: self._start(running.plan),
+            DriverState.RUNNING,
         )
 
     def set_amplitude(self, approved: ApprovedPlan, channel: int) -> None:
-        """Change one channel's amplitude to the value in ``approved`` (a re-approved live change)."""
+        """Change one channel's amplitude to the value in ``approved`` (a re-approved live change).
+
+        The change must have been approved in the running plan's context (the same layers, site
+        policy and client, as ``LimitsEngine.approve_change`` keeps them): an approval that left
+        out the site policy or the prescription would otherwise let a change past the limits the
+        running plan was held to."""
         self._check_approval(approved)
-        plan = self._plan
-        if plan is None:
+        running = self._approved
+        if running is None:
             raise InvalidStateError("no plan applied")
+        _check_same_context(approved, running)
+        plan = running.plan
         if _alters_more_than_amplitude(approved.plan, plan, channel):
             raise PlanNotApprovedError(
                 f"the approved change alters more than channel {channel}'s amplitude"
@@ -454,7 +507,7 @@ class Driver(ABC):
             lambda: self._set_amplitude(approved.plan, channel, amplitude_ua),
             None,
         )
-        self._plan = approved.plan
+        self._approved = approved
 
     def pause(self) -> None:
         self._command("pause", {DriverState.RUNNING}, self._pause, DriverState.PAUSED)
@@ -470,7 +523,13 @@ class Driver(ABC):
     def emergency_stop(self) -> None:
         """Stop all output now: written at once, bypassing any command in progress. Never raises
         for a dead link (the device's watchdog is the last line then); the state becomes STOPPED
-        unless the driver had already faulted."""
+        unless the driver had already faulted.
+
+        The call does not wait for the device; where the device acknowledges the stop
+        (``_emergency_stop_reply_key``), the heartbeat thread checks that it did within
+        ``reply_timeout_s``, and faults the driver if not: a stop lost on the line must not
+        leave the host believing output is off while its heartbeat keeps the device going."""
+        self._expect_stop_acknowledgement()
         try:
             self._transport.write(self._emergency_stop_frame())
         except Exception as error:
@@ -694,8 +753,46 @@ class Driver(ABC):
                 self._fail(f"device reported {message.code}: {message.reason}", write_stop=True)
             self._notify(message)
 
+    def _expect_stop_acknowledgement(self) -> None:
+        """Before an emergency stop is written: wait (on the heartbeat thread) for its reply.
+
+        One confirmation is pending at a time; a further stop before the reply shares it, since
+        any acknowledgement of the stop shows that the device stopped."""
+        key = self._emergency_stop_reply_key()
+        if key is None:
+            return
+        with self._input:
+            if self._stop_confirmation is None:
+                waiter = _Waiter()
+                self._waiters[key] = waiter
+                self._stop_confirmation = _StopConfirmation(
+                    key, waiter, time.monotonic() + self.reply_timeout_s
+                )
+
+    def _check_stop_acknowledgement(self) -> None:
+        """Fault the driver if the pending emergency stop was refused or not acknowledged in time."""
+        with self._input:
+            pending = self._stop_confirmation
+            if pending is None:
+                return
+            reply = pending.waiter.reply
+            if reply is None and time.monotonic() < pending.deadline:
+                return
+            self._stop_confirmation = None
+            if self._waiters.get(pending.key) is pending.waiter:
+                del self._waiters[pending.key]
+        if reply is None:
+            self.counters.reply_timeouts += 1
+            self._fail(
+                f"emergency stop not acknowledged within {self.reply_timeout_s * 1000:.0f} ms"
+            )
+        elif not reply.accepted:
+            self.counters.refusals += 1
+            self._fail(f"emergency stop refused by the device: {reply.reason or reply.code}")
+
     def _heartbeat_loop(self) -> None:
         while not self._shutdown.wait(self.heartbeat_interval_s):
+            self._check_stop_acknowledgement()
             if self._state in (DriverState.FAULTED, DriverState.CLOSED):
                 return
             try:

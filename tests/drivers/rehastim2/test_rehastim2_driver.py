@@ -318,6 +318,17 @@ def test_emergency_stop_is_the_pre_encoded_stop(running: RehaStim2Driver) -> Non
     assert emulator.output_active
 
 
+def test_the_devices_acknowledgement_confirms_the_emergency_stop(running: RehaStim2Driver) -> None:
+    running.emergency_stop()
+    # Past the reply timeout and the heartbeat's next check, the stop counts as confirmed: the
+    # acknowledgement matched the stop's own packet number and answer, so nothing faulted.
+    time.sleep(running.reply_timeout_s + 2 * running.heartbeat_interval_s)
+    assert running.state is DriverState.STOPPED
+    assert running.fault_reason is None
+    assert running.counters.unmatched_replies == 0
+    assert running.counters.reply_timeouts == 0
+
+
 def test_close_while_running_stops_output_and_is_idempotent(running: RehaStim2Driver) -> None:
     emulator = emulator_of(running)
     running.close()
