@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from sessionlog.cli import app
 from sessionlog.hal import DriverState, open_device
+from sessionlog.safety import Layer, LimitsEngine, StimulationPlan
 
 runner = CliRunner()
 
@@ -47,11 +48,34 @@ def test_limits_check_approves_and_prints_the_dose(tmp_path: Path) -> None:
 
 
 def test_limits_check_refuses_with_layer_field_and_bound(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["limits", "check", str(_plan(tmp_path, 130, site="eyes"))])
+    path = _plan(tmp_path, 130, site="eyes")
+    result = runner.invoke(app, ["limits", "check", str(path)])
     assert result.exit_code == 1
     assert "REFUSED" in result.output
     assert "[standard] channels[0].amplitude_ua" in result.output
     assert "[standard] electrode.body_site" in result.output
+    assert "value 130000 µA, bound 120000 µA" in result.output
+    assert "value eyes\n" in result.output
+
+
+def test_limits_check_prints_the_source_of_every_standard_layer_finding(tmp_path: Path) -> None:
+    path = _plan(tmp_path, 130, area_cm2=2, site="eyes")
+    verdict = LimitsEngine().approve(StimulationPlan.model_validate_json(path.read_bytes()))
+    findings = [*verdict.violations, *verdict.warnings]
+    assert {f.layer for f in findings} == {Layer.STANDARD}
+    assert len(verdict.violations) >= 2  # both kinds are printed
+    assert verdict.warnings
+
+    result = runner.invoke(app, ["limits", "check", str(path)])
+
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    for finding in findings:
+        assert finding.source, finding
+        heading = next(i for i, line in enumerate(lines) if f"] {finding.field}: " in line)
+        # The source belongs to its own finding: it follows the heading, before the next one.
+        following = lines[heading + 1 : heading + 3]
+        assert f"      source: {finding.source}" in following, (finding.field, following)
 
 
 def test_limits_check_warning_needs_an_acknowledgement(tmp_path: Path) -> None:
@@ -59,6 +83,7 @@ def test_limits_check_warning_needs_an_acknowledgement(tmp_path: Path) -> None:
     refused = runner.invoke(app, ["limits", "check", plan])
     assert refused.exit_code == 1
     assert "needs --acknowledge current_density_high" in refused.output
+    assert "threshold 2 mA/cm²" in refused.output
     accepted = runner.invoke(
         app, ["limits", "check", plan, "--acknowledge", "current_density_high"]
     )
@@ -89,6 +114,7 @@ def test_limits_check_with_device_capabilities(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "[device] channels[0].amplitude_ua" in result.output
+    assert "value 30000 µA, bound 25000 µA" in result.output
 
 
 def test_limits_check_names_a_unit_error_in_the_file(tmp_path: Path) -> None:

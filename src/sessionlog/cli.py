@@ -1,7 +1,10 @@
 """The ``sessionlog`` command line: run the service and manage its database.
 
 Every command reads the same settings as the service (``SESSIONLOG_`` variables, optional TOML file),
-so ``sessionlog db upgrade`` migrates exactly the database ``sessionlog serve`` will open.
+so ``sessionlog db upgrade`` migrates exactly the database ``sessionlog serve`` will open. The commands
+that approve plans or serve the API load the configured site policy first, so a missing or invalid
+policy file ends them with one line naming the file and the reason, never with a traceback and never
+by running without the site layer.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import sessionlog
 from sessionlog.admin_cli import audit_app, keys_app, users_app
 from sessionlog.analytics.cli import export, seed
 from sessionlog.conformance.cli import driver_app
+from sessionlog.safety import SafetyWarning, SitePolicy, SitePolicyError, Violation
 from sessionlog.settings import Settings
 from sessionlog.store import migrations
 from sessionlog.store.database import make_engine
@@ -43,6 +47,73 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+def _require_site_policy(settings: Settings) -> SitePolicy | None:
+    """The configured site policy (None if there is none), or exit with why it cannot be used."""
+    from sessionlog.sessions.approval import site_policy
+
+    try:
+        return site_policy(settings)
+    except SitePolicyError as error:
+        raise _site_policy_failure(error) from error
+
+
+def _site_policy_failure(error: SitePolicyError) -> typer.Exit:
+    """One wording for every command, naming the file and the reason the engine's loader gave."""
+    return _fail(
+        f"site policy {error}; nothing is approved without it "
+        "(fix the file or the site_policy_path setting)"
+    )
+
+
+_UNITS_BY_SUFFIX = (
+    ("_ma_per_cm2", "mA/cm²"),
+    ("_w_per_cm2", "W/cm²"),
+    ("_ua", "µA"),
+    ("_ma", "mA"),
+    ("_uc", "µC"),
+    ("_mj", "mJ"),
+    ("_us", "µs"),
+    ("_ms", "ms"),
+    ("_hz", "Hz"),
+    ("_cm2", "cm²"),
+    ("_s", "s"),
+    ("_v", "V"),
+)
+"""Unit suffixes of plan and dose field names (every number names its unit), longest first."""
+
+
+def _with_unit(value: float | str, field: str) -> str:
+    """A finding's raw value in the unit its field name states, e.g. ``130000 µA``."""
+    if isinstance(value, str):
+        return value
+    number = f"{value:.6g}" if isinstance(value, float) else str(value)
+    unit = next((unit for suffix, unit in _UNITS_BY_SUFFIX if field.endswith(suffix)), "")
+    return f"{number} {unit}".rstrip()
+
+
+def _finding_lines(finding: Violation | SafetyWarning, state: str = "") -> list[str]:
+    """A violation or warning as a practitioner reads it: layer, field, message, then the figures.
+
+    The message is the engine's sentence; below it come the value and the bound (for a warning,
+    the threshold) as the engine compared them, and where the bound comes from, so a refusal can
+    be checked against its source without reading the code.
+    """
+    kind = "violation" if isinstance(finding, Violation) else "warning"
+    bound_name, bound = (
+        ("bound", finding.bound)
+        if isinstance(finding, Violation)
+        else ("threshold", finding.threshold)
+    )
+    lines = [f"  {kind} [{finding.layer}] {finding.field}: {finding.message}{state}"]
+    figures = f"value {_with_unit(finding.value, finding.field)}"
+    if bound is not None:
+        figures += f", {bound_name} {_with_unit(bound, finding.field)}"
+    lines.append(f"      {figures}")
+    if finding.source:
+        lines.append(f"      source: {finding.source}")
+    return lines
+
+
 @app.command()
 def version() -> None:
     """Print the installed version."""
@@ -60,6 +131,7 @@ def serve(
     from sessionlog.api.app import create_app
 
     settings = Settings()
+    _require_site_policy(settings)
     engine = make_engine(settings.effective_database_url)
     try:
         migrations.ensure_migrated(engine, auto_migrate=settings.should_auto_migrate)
@@ -186,8 +258,9 @@ def limits_check(
     from pydantic import ValidationError
 
     from sessionlog.safety import DeviceCapabilities, StimulationPlan
-    from sessionlog.sessions.approval import ENGINE, site_policy
+    from sessionlog.sessions.approval import ENGINE
 
+    policy = _require_site_policy(Settings())
     try:
         plan = StimulationPlan.model_validate_json(plan_file.read_bytes())
         capabilities = (
@@ -200,16 +273,16 @@ def limits_check(
     verdict = ENGINE.approve(
         plan,
         capabilities=capabilities,
-        site_policy=site_policy(Settings()),
+        site_policy=policy,
         acknowledged_warnings=frozenset(acknowledge or ()),
     )
     typer.echo(f"verdict: {'APPROVED' if verdict.approved else 'REFUSED'}")
     typer.echo(f"layers checked: {', '.join(verdict.layers)}")
     for violation in verdict.violations:
-        typer.echo(f"  violation [{violation.layer}] {violation.field}: {violation.message}")
+        typer.echo("\n".join(_finding_lines(violation)))
     for warning in verdict.warnings:
         state = "acknowledged" if warning.acknowledged else "needs --acknowledge " + warning.code
-        typer.echo(f"  warning [{warning.layer}] {warning.field}: {warning.message} ({state})")
+        typer.echo("\n".join(_finding_lines(warning, f" ({state})")))
     dose = verdict.dose
     typer.echo("dose:")
     typer.echo(f"  total charge      {dose.total_charge_uc:.6g} µC")
@@ -254,9 +327,11 @@ def run(
         plan = StimulationPlan.model_validate_json(plan_file.read_bytes())
     except ValidationError as error:
         raise _fail(f"invalid plan:\n{error}") from error
+    settings = Settings()
+    _require_site_policy(settings)
     try:
         final = run_session(
-            Settings(),
+            settings,
             url=device,
             driver=driver,
             plan=plan,
@@ -267,6 +342,8 @@ def run(
         )
     except PlanRefusedError as refused:
         raise _fail("plan refused:\n  " + "\n  ".join(refused.verdict.reasons)) from refused
+    except SitePolicyError as error:  # the file broke after the check above
+        raise _site_policy_failure(error) from error
     except HalError as error:
         raise _fail(str(error)) from error
     except KeyboardInterrupt:
@@ -292,6 +369,7 @@ def demo(
     from sessionlog.live_view import run_demo
 
     settings = Settings()
+    _require_site_policy(settings)
     engine = make_engine(settings.effective_database_url)
     try:
         migrations.ensure_migrated(engine, auto_migrate=settings.should_auto_migrate)

@@ -1,8 +1,10 @@
 """The FastAPI application: routers under ``/api/v1``, problem details, and the database at start-up.
 
-``create_app`` builds an app for given settings (tests build one per database); the start-up checks
-that the schema is current, migrating the embedded default and refusing any other stale database with
-the command that fixes it.
+``create_app`` builds an app for given settings (tests build one per database); the start-up loads
+the configured site policy, so a missing or invalid policy file stops the service (SitePolicyError
+naming the file and the reason) instead of leaving the site layer absent, and checks that the schema
+is current, migrating the embedded default and refusing any other stale database with the command
+that fixes it.
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ from sessionlog.api.routes import (
     sessions,
     users,
 )
+from sessionlog.safety import SitePolicyError
 from sessionlog.security.bootstrap import PASSWORD_FILE, create_initial_admin
 from sessionlog.security.rate_limit import LoginRateLimiter
 from sessionlog.security.secrets import auth_secret
+from sessionlog.sessions.approval import site_policy
 from sessionlog.sessions.live import LiveSessions
 from sessionlog.settings import Settings
 from sessionlog.store.database import make_engine
@@ -59,6 +63,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            policy = site_policy(settings)
+        except SitePolicyError as error:
+            logger.error("cannot start: site policy %s", error)
+            raise
+        if policy is not None:
+            logger.info(
+                "site policy %s loaded from %s",
+                policy.name or "(unnamed)",
+                settings.site_policy_path,
+            )
         engine = make_engine(settings.effective_database_url)
         try:
             ensure_migrated(engine, auto_migrate=settings.should_auto_migrate)

@@ -2,8 +2,10 @@
 
 Handlers here translate request validation errors, HTTP errors, domain errors and database integrity
 errors into ``application/problem+json`` with the field and the reason, so a client never has to parse
-two error formats. An unexpected exception still answers as a problem (and is logged with its trace),
-but tests treat any 500 as a bug.
+two error formats. A site policy that broke after start-up answers 503: the fault is the service's
+configuration, not the request, and no plan is approved without the site layer until it is fixed. An
+unexpected exception still answers as a problem (and is logged with its trace), but tests treat any
+500 as a bug.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sessionlog.errors import ConflictError, DomainError, InvalidFieldError, RecordNotFoundError
+from sessionlog.safety import SitePolicyError
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "/problems/"
@@ -188,6 +191,20 @@ async def _on_integrity_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _on_site_policy_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, SitePolicyError)
+    logger.error("site policy unusable on %s: %s", request.url.path, exc)
+    reason = f"{exc}; no plan is approved until the site policy file is fixed"
+    return problem_response(
+        request,
+        503,
+        "Site policy unavailable",
+        detail=reason,
+        kind="site-policy",
+        errors=[FieldError(field="site_policy_path", reason=reason, location="settings")],
+    )
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(request, 500, "Internal server error", kind="internal")
@@ -205,6 +222,13 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: _problem("Validation failed: the errors name each field and the reason"),
 }
 
+SITE_POLICY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    503: _problem(
+        "The configured site policy cannot be read; no plan is approved until it is fixed"
+    ),
+}
+"""For the routes that approve plans, the only ones that read the site policy."""
+
 
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
@@ -212,4 +236,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _on_domain_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(IntegrityError, _on_integrity_error)
+    app.add_exception_handler(SitePolicyError, _on_site_policy_error)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -3,7 +3,9 @@
 The engine itself knows nothing of databases or settings; this module turns a client row into the
 prescription layer's context, a device row into the device layer's capabilities, and the settings into
 the site layer's policy, so the dry run a practitioner calls and the approval a live session relies
-on are built the same way.
+on are built the same way. A layer whose input is configured or named but cannot be had (a site
+policy file that cannot be read, a device that never reported its capabilities) is an error here,
+never a layer silently left out of the verdict.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import ValidationError
 from sqlmodel import Session
 
 from sessionlog.errors import InvalidFieldError
@@ -23,6 +26,7 @@ from sessionlog.safety import (
     LimitsEngine,
     Prescription,
     SitePolicy,
+    SitePolicyError,
     StimulationPlan,
     Verdict,
     load_site_policy,
@@ -40,11 +44,21 @@ def _cached_policy(path: Path, modified_ns: int) -> SitePolicy:
 
 
 def site_policy(settings: Settings) -> SitePolicy | None:
-    """The site policy file named by the settings, re-read whenever the file changes."""
+    """The site policy file named by the settings, re-read whenever the file changes.
+
+    ``None`` only when no policy is configured. A configured file that is missing, unreadable or
+    invalid raises SitePolicyError naming the file and the reason (the service checks this at
+    start-up, and an approval asked for after the file broke is refused rather than approved
+    without the site layer).
+    """
     path = settings.site_policy_path
     if path is None:
         return None
-    return _cached_policy(path, path.stat().st_mtime_ns)
+    try:
+        modified_ns = path.stat().st_mtime_ns
+    except OSError as exc:
+        raise SitePolicyError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    return _cached_policy(path, modified_ns)
 
 
 def client_context(
@@ -58,11 +72,27 @@ def client_context(
     )
 
 
-def device_capabilities(device: Device) -> DeviceCapabilities | None:
-    """The capabilities a driver reported when the device was last connected, if ever."""
+def device_capabilities(device: Device) -> DeviceCapabilities:
+    """The capabilities a driver reported when the device was last connected.
+
+    A device registered by hand (``POST /devices``) has none until it is first connected; a check
+    "for this device" without them would be an approval the device layer never saw, so that is an
+    error naming ``device_id``, as starting a session on a device that is not connected is.
+    """
     if device.capabilities is None:
-        return None
-    return DeviceCapabilities.model_validate(device.capabilities)
+        raise InvalidFieldError(
+            "device_id",
+            f"device {device.id} ({device.driver} {device.serial_number}) has not reported its "
+            "capabilities, so the device layer cannot check the plan; connect it first",
+        )
+    try:
+        return DeviceCapabilities.model_validate(device.capabilities)
+    except ValidationError as exc:
+        raise InvalidFieldError(
+            "device_id",
+            f"the capabilities stored for device {device.id} are not valid "
+            f"({exc.error_count()} errors); connect it again so its driver reports them afresh",
+        ) from exc
 
 
 def dry_run(
@@ -75,7 +105,12 @@ def dry_run(
     overrides: Sequence[ContraindicationOverride] = (),
     acknowledged_warnings: frozenset[str] = frozenset(),
 ) -> Verdict:
-    """The verdict a session with this plan would get, without touching any device."""
+    """The verdict a session with this plan would get, without touching any device.
+
+    Every layer the caller names runs or the call fails: an unknown client or device, or a device
+    whose capabilities are unknown, raises InvalidFieldError; an unusable site policy raises
+    SitePolicyError.
+    """
     client = None
     if client_id is not None:
         row = repository.get(db, Client, client_id)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Security
 
 from sessionlog.api.auth import authorize
 from sessionlog.api.deps import SessionDep, SettingsDep
-from sessionlog.api.problems import PROBLEM_RESPONSES
+from sessionlog.api.problems import PROBLEM_RESPONSES, SITE_POLICY_RESPONSES
 from sessionlog.safety import Verdict
 from sessionlog.schemas import LimitsCheckRequest, VerdictPublic
 from sessionlog.security.principal import Principal
@@ -30,7 +30,7 @@ def verdict_public(verdict: Verdict) -> VerdictPublic:
     )
 
 
-@router.post("/check", response_model=VerdictPublic)
+@router.post("/check", response_model=VerdictPublic, responses=SITE_POLICY_RESPONSES)
 def check_plan(
     data: LimitsCheckRequest,
     db: SessionDep,
@@ -39,9 +39,11 @@ def check_plan(
 ) -> VerdictPublic:
     """Run every applicable limits layer over the plan and return the verdict and dose figures.
 
-    The standard layer always runs; the device layer when `device_id` names a device whose driver
-    has reported its capabilities; the site layer when the service has a site policy; the
-    prescription layer when `client_id` is given. Nothing is stored.
+    The standard layer always runs; the device layer when `device_id` is given; the site layer
+    when the service has a site policy; the prescription layer when `client_id` is given. A
+    `device_id` whose device has never been connected (so its driver never reported its
+    capabilities) is a 422 naming `device_id`, never an answer without the device layer: `layers`
+    lists exactly the layers that ran. Nothing is stored.
     """
     verdict = dry_run(
         db,

@@ -19,7 +19,12 @@ from pydantic import BaseModel, Field, model_validator
 
 from sessionlog.api.auth import AuditorDep, authorize
 from sessionlog.api.deps import PathId, SessionDep
-from sessionlog.api.problems import PROBLEM_RESPONSES, FieldError, problem_response
+from sessionlog.api.problems import (
+    PROBLEM_RESPONSES,
+    SITE_POLICY_RESPONSES,
+    FieldError,
+    problem_response,
+)
 from sessionlog.api.routes.crud import fetch
 from sessionlog.api.routes.limits import verdict_public
 from sessionlog.errors import RecordNotFoundError
@@ -230,7 +235,10 @@ def disconnect_device(device_id: PathId, request: Request, _: Connector, audit: 
 
 
 @router.post(
-    "/sessions/live", status_code=status.HTTP_201_CREATED, response_model=LiveSessionCreated
+    "/sessions/live",
+    status_code=status.HTTP_201_CREATED,
+    response_model=LiveSessionCreated,
+    responses=SITE_POLICY_RESPONSES,
 )
 def create_live_session(
     data: LiveSessionCreate, request: Request, principal: Runner, audit: AuditorDep
