@@ -31,6 +31,7 @@ from sessionlog.safety import LimitsEngine, StimulationPlan
 from sessionlog.safety.verdict import ApprovedPlan
 from sessionlog_drivers.simulated import protocol as wire
 from sessionlog_drivers.simulated.driver import EMERGENCY_STOP_SEQ, SimulatedDriver
+from tests.hal.background import InBackground
 from tests.hal.scripted_device import TIMEOUT_S, ScriptedDevice, encode
 from tests.waiting import wait_until
 
@@ -195,27 +196,15 @@ def test_an_acknowledgement_that_arrives_after_close_does_not_make_the_change_su
     device.answer = hold_until_stopped
     assert heartbeat_held.wait(TIMEOUT_S)
 
-    errors: list[BaseException] = []
-
-    def set_amplitude() -> None:
-        try:
-            driver.set_amplitude(change(approved, 25_000), channel=1)
-        except BaseException as error:
-            errors.append(error)
-
-    command = threading.Thread(target=set_amplitude)
-    command.start()
+    command = InBackground(lambda: driver.set_amplitude(change(approved, 25_000), channel=1))
     assert wait_until(lambda: device.has_received(wire.Command.SET_AMPLITUDE), TIMEOUT_S)
-    closing = threading.Thread(target=driver.close)
-    closing.start()
-    command.join(timeout=TIMEOUT_S)
-    closing.join(timeout=TIMEOUT_S)
+    closing = InBackground(driver.close)
 
-    assert not command.is_alive()
-    assert not closing.is_alive()
+    assert command.join(TIMEOUT_S)
+    assert closing.join(TIMEOUT_S)
     assert device.has_received(wire.Command.EMERGENCY_STOP)
-    assert [type(error) for error in errors] == [InvalidStateError]
-    assert "closed while it was in progress" in str(errors[0])
+    assert command.raised() == [InvalidStateError]
+    assert "closed while it was in progress" in str(command.errors[0])
     assert driver.state is DriverState.CLOSED
     assert driver.applied_plan is approved, "the change was kept as if it had taken effect"
 
@@ -243,23 +232,13 @@ def test_a_resume_acknowledged_after_an_emergency_stop_leaves_output_stopped(
         return device.firmware_answer(frame)
 
     device.answer = hold_resume_until_stopped
-    errors: list[BaseException] = []
-
-    def resume() -> None:
-        try:
-            driver.resume()
-        except BaseException as error:
-            errors.append(error)
-
-    command = threading.Thread(target=resume)
-    command.start()
+    command = InBackground(driver.resume)
     assert wait_until(lambda: device.has_received(wire.Command.RESUME), TIMEOUT_S)
     driver.emergency_stop()
-    command.join(timeout=TIMEOUT_S)
 
-    assert not command.is_alive()
-    assert [type(error) for error in errors] == [InvalidStateError]
-    assert "emergency stop" in str(errors[0])
+    assert command.join(TIMEOUT_S)
+    assert command.raised() == [InvalidStateError]
+    assert "emergency stop" in str(command.errors[0])
     assert driver.state is DriverState.STOPPED
     assert not driver.output_active
 
@@ -295,23 +274,13 @@ def test_a_command_whose_reply_never_comes_before_close_fails_as_closed(
         return device.firmware_answer(frame)
 
     device.answer = never_acknowledge_the_change
-    errors: list[BaseException] = []
-
-    def set_amplitude() -> None:
-        try:
-            driver.set_amplitude(change(approved, 25_000), channel=1)
-        except BaseException as error:
-            errors.append(error)
-
-    command = threading.Thread(target=set_amplitude)
-    command.start()
+    command = InBackground(lambda: driver.set_amplitude(change(approved, 25_000), channel=1))
     assert wait_until(lambda: device.has_received(wire.Command.SET_AMPLITUDE), TIMEOUT_S)
     driver.close()
-    command.join(timeout=TIMEOUT_S)
 
-    assert not command.is_alive()
-    assert [type(error) for error in errors] == [InvalidStateError]
-    assert "closed while it was in progress" in str(errors[0])
+    assert command.join(TIMEOUT_S)
+    assert command.raised() == [InvalidStateError]
+    assert "closed while it was in progress" in str(command.errors[0])
     assert driver.state is DriverState.CLOSED
     assert driver.fault_reason is None
     assert device.has_received(wire.Command.EMERGENCY_STOP)

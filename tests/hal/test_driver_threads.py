@@ -33,6 +33,7 @@ from sessionlog.safety import LimitsEngine, StimulationPlan
 from sessionlog.safety.verdict import ApprovedPlan
 from sessionlog_drivers.simulated import protocol as wire
 from sessionlog_drivers.simulated.emulator import StimulatorEmulator
+from tests.hal.background import InBackground
 from tests.waiting import wait_until
 
 ENGINE = LimitsEngine()
@@ -202,16 +203,7 @@ def test_an_emergency_stop_is_not_held_up_by_a_command_waiting_for_its_reply(
 ) -> None:
     driver, approved = start_device("latency_ms=300&telemetry_hz=100")
     emulator = emulator_of(driver)
-    errors: list[BaseException] = []
-
-    def set_amplitude() -> None:
-        try:
-            driver.set_amplitude(change(approved, 25_000), channel=1)
-        except BaseException as error:
-            errors.append(error)
-
-    command = threading.Thread(target=set_amplitude)
-    command.start()
+    command = InBackground(lambda: driver.set_amplitude(change(approved, 25_000), channel=1))
     assert wait_until(
         lambda: any(e.command is wire.Command.SET_AMPLITUDE for e in emulator.command_log)
     )
@@ -221,12 +213,12 @@ def test_an_emergency_stop_is_not_held_up_by_a_command_waiting_for_its_reply(
     [stop] = [e for e in emulator.command_log if e.command is wire.Command.EMERGENCY_STOP]
 
     assert stop.timestamp_s - called < 0.05
-    assert command.is_alive(), "the command should still be waiting for its delayed reply"
+    assert command.running, "the command should still be waiting for its delayed reply"
     assert not emulator.output_active
-    command.join(timeout=3)
+    assert command.join(3)
     assert driver.state is DriverState.STOPPED
     # The change was acknowledged before the device took the stop: the stop overtook it.
-    assert [type(error) for error in errors] == [InvalidStateError]
+    assert command.raised() == [InvalidStateError]
 
 
 def test_a_disconnect_met_by_a_waiting_command_faults_the_driver_with_output_stopped(
@@ -234,23 +226,14 @@ def test_a_disconnect_met_by_a_waiting_command_faults_the_driver_with_output_sto
 ) -> None:
     driver, approved = start_device("latency_ms=200")
     emulator = emulator_of(driver)
-    errors: list[BaseException] = []
-
-    def command() -> None:
-        try:
-            driver.set_amplitude(change(approved, 25_000), channel=1)
-        except BaseException as error:
-            errors.append(error)
-
-    thread = threading.Thread(target=command)
-    thread.start()
+    command = InBackground(lambda: driver.set_amplitude(change(approved, 25_000), channel=1))
     assert wait_until(
         lambda: any(e.command is wire.Command.SET_AMPLITUDE for e in emulator.command_log)
     )
     emulator.unplug()
-    thread.join(timeout=3)
 
-    assert [type(error) for error in errors] == [DeviceFaultError]
+    assert command.join(3)
+    assert command.raised() == [DeviceFaultError]
     assert driver.state is DriverState.FAULTED
     assert "link lost" in (driver.fault_reason or "")
     assert not emulator.output_active

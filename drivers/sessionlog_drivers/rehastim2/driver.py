@@ -20,6 +20,7 @@ from collections.abc import Hashable, Iterator
 from sessionlog.hal import (
     DeviceFaultReport,
     DeviceIdentity,
+    DeviceStatus,
     Driver,
     DriverState,
     HalError,
@@ -259,6 +260,19 @@ class RehaStim2Driver(Driver):
 
     def _device_capabilities(self, identity: DeviceIdentity) -> DeviceCapabilities:
         return CAPABILITIES
+
+    def _read_status(self) -> DeviceStatus:
+        """ScienceMode2 reports only its stimulation mode: output flows in STARTED mode, on the
+        channels of the channel list this driver initialised."""
+        mode = self._stimulation_mode("read status")
+        plan = self._plan_on_device
+        active = mode is wire.StimulationMode.STARTED
+        channels = frozenset(c.channel for c in plan.channels) if active and plan else frozenset()
+        return DeviceStatus(
+            output_active=active,
+            channels_active=channels,
+            conditions=(f"{mode.name.lower()}_mode",),
+        )
 
     def _stimulation_mode(self, operation: str) -> wire.StimulationMode:
         payload = self._send(wire.GetStimulationMode(), operation).payload

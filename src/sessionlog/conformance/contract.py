@@ -388,6 +388,21 @@ class DriverContract:
             assert wait_until(lambda: not seen.output_active, 0.5), "output still on after 0.5 s"
             assert commands_since(seen, mark), "no stop command reached the device"
 
+    def test_an_emergency_stop_is_confirmed_by_the_device(self, running: Driver) -> None:
+        running.emergency_stop()
+        # Past the reply timeout and the heartbeat's next check: a driver that expects the
+        # device to acknowledge the stop has had it acknowledged, so nothing faulted.
+        time.sleep(running.reply_timeout_s + 2 * running.heartbeat_interval_s)
+        assert state_of(running) is DriverState.STOPPED, running.fault_reason
+        assert running.fault_reason is None
+
+    def test_the_status_read_from_the_device_follows_its_output(self, running: Driver) -> None:
+        if type(running)._read_status is Driver._read_status:
+            pytest.skip("the driver does not read the device's status (an optional method)")
+        assert running.read_status().output_active, "the device says no output flows"
+        running.stop()
+        assert not running.read_status().output_active, "the device says output still flows"
+
     def test_emergency_stop_is_accepted_before_any_output(self, device: Driver) -> None:
         device.emergency_stop()
         assert state_of(device) is DriverState.STOPPED

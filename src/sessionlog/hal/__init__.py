@@ -3,6 +3,7 @@
 from sessionlog.hal.driver import (
     DeviceFaultReport,
     DeviceIdentity,
+    DeviceStatus,
     Driver,
     DriverState,
     Inbound,
@@ -33,6 +34,7 @@ __all__ = [
     "DeviceFaultReport",
     "DeviceIdentity",
     "DeviceRefusedError",
+    "DeviceStatus",
     "DisconnectedError",
     "Driver",
     "DriverLoadError",

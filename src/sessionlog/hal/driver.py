@@ -22,7 +22,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from operator import attrgetter
@@ -59,6 +59,15 @@ class DriverState(StrEnum):
 
 
 OUTPUT_STATES = frozenset({DriverState.RUNNING, DriverState.PAUSED})
+CONNECTED_STATES = frozenset(
+    {
+        DriverState.READY,
+        DriverState.CONFIGURED,
+        DriverState.RUNNING,
+        DriverState.PAUSED,
+        DriverState.STOPPED,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,21 @@ class TelemetryReading:
     impedance_ohm: int
     device_time_ms: int | None = None
     received_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class DeviceStatus:
+    """The device's own account of its output, read from it: what flows, not what the host
+    believes. Fields a device does not report are left at their defaults."""
+
+    output_active: bool
+    channels_active: frozenset[int] = frozenset()
+    """1-based channels delivering output now."""
+    amplitudes_ua: Mapping[int, int] | None = None
+    """Per 1-based channel, the amplitude the output stage delivers now, if the device says."""
+    conditions: tuple[str, ...] = ()
+    """Conditions the device reports (``electrode_off``, ``watchdog_expired``, ...)."""
+    read_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True)
@@ -234,6 +258,7 @@ class Driver(ABC):
         self._capabilities: DeviceCapabilities | None = None
         self._approved: ApprovedPlan | None = None
         self._stop_confirmation: _StopConfirmation | None = None
+        self._latest_telemetry: dict[int, TelemetryReading] = {}
         self._shutdown = threading.Event()
         self._reader: threading.Thread | None = None
         self._heartbeat: threading.Thread | None = None
@@ -286,6 +311,11 @@ class Driver(ABC):
     @abstractmethod
     def _emergency_stop_frame(self) -> bytes:
         """The bytes that stop all output at once; written without waiting for any lock."""
+
+    def _read_status(self) -> DeviceStatus:
+        """Ask the device for its status (with ``_request``). Optional: without it,
+        ``read_status`` says the driver cannot, and nothing is sent."""
+        raise NotImplementedError
 
     def _emergency_stop_reply_key(self) -> Hashable | None:
         """The key of the device's acknowledgement of ``_emergency_stop_frame``, or None if the
@@ -461,15 +491,37 @@ class Driver(ABC):
         took effect since; None before the first ``apply``."""
         return self._approved
 
+    def read_status(self) -> DeviceStatus:
+        """Ask the device what it delivers now. A command like any other: a status the device
+        does not give (no reply, a refusal) faults the driver."""
+        if type(self)._read_status is Driver._read_status:
+            raise HalError(f"the {self.name} driver cannot read its device's status")
+        statuses: list[DeviceStatus] = []
+        self._command(
+            "read status",
+            CONNECTED_STATES,
+            lambda: statuses.append(self._read_status()),
+            None,
+            concerns_output=False,
+        )
+        return statuses[0]
+
+    def latest_telemetry(self) -> dict[int, TelemetryReading]:
+        """The most recent telemetry reading of each channel (by 1-based number) since connect."""
+        return dict(self._latest_telemetry)
+
     def apply(self, approved: ApprovedPlan) -> None:
         """Load an approved plan's parameters; output stays off until ``start``."""
         self._check_approval(approved)
         self._check_encodable(approved.plan)
         allowed = {DriverState.READY, DriverState.CONFIGURED, DriverState.STOPPED}
         self._command(
-            "apply plan", allowed, lambda: self._apply(approved.plan), DriverState.CONFIGURED
+            "apply plan",
+            allowed,
+            lambda: self._apply(approved.plan),
+            DriverState.CONFIGURED,
+            on_success=lambda: self._hold(approved),
         )
-        self._approved = approved
 
     def start(self) -> None:
         running = self._approved
@@ -506,7 +558,12 @@ class Driver(ABC):
             OUTPUT_STATES,
             lambda: self._set_amplitude(approved.plan, channel, amplitude_ua),
             None,
+            on_success=lambda: self._hold(approved),
         )
+
+    def _hold(self, approved: ApprovedPlan) -> None:
+        """Record the plan the device now holds (under the command lock, so that a status check
+        never compares the device with a plan one command behind it)."""
         self._approved = approved
 
     def pause(self) -> None:
@@ -599,8 +656,13 @@ class Driver(ABC):
         allowed: set[DriverState] | frozenset[DriverState],
         action: Callable[[], None],
         new_state: DriverState | None,
+        *,
+        on_success: Callable[[], None] | None = None,
+        concerns_output: bool = True,
     ) -> None:
-        """Do ``operation`` by running ``action``; enter ``new_state`` only if it took effect.
+        """Do ``operation`` by running ``action``; enter ``new_state`` and call ``on_success``
+        only if it took effect (``concerns_output=False`` for a command, such as a status read,
+        that an emergency stop does not undo).
 
         Returning normally means that the operation took effect and that the driver is still in
         charge of the output, so a caller may record it (``apply`` and ``set_amplitude`` keep the
@@ -643,8 +705,10 @@ class Driver(ABC):
                     )
                 if self._state is DriverState.CLOSED:
                     raise closed
-                if self._emergency_stops != emergency_stops and (
-                    new_state is None or new_state in OUTPUT_STATES
+                if (
+                    concerns_output
+                    and self._emergency_stops != emergency_stops
+                    and (new_state is None or new_state in OUTPUT_STATES)
                 ):
                     raise InvalidStateError(
                         f"{operation} is void: an emergency stop was made while it was in "
@@ -652,6 +716,8 @@ class Driver(ABC):
                     )
                 if new_state is not None:
                     self._state = new_state
+                if on_success is not None:
+                    on_success()
             logger.info("%s: %s", self._transport.url, operation)
 
     def _fail(self, reason: str, *, write_stop: bool = True) -> None:
@@ -747,6 +813,7 @@ class Driver(ABC):
                 self.counters.unmatched_replies += 1
         elif isinstance(message, TelemetryReading):
             self.counters.telemetry_readings += 1
+            self._latest_telemetry[message.channel] = message
             self._notify(message)
         else:
             if message.stops_output:

@@ -1,0 +1,126 @@
+"""Reading the device's own account of its output, and the latest telemetry, through the driver.
+
+``read_status`` asks the device (GET_STATUS on the simulated stimulator, GetStimulationMode on the
+RehaStim 2) rather than reporting what the host believes; the simulated driver also compares the
+two every few heartbeats and faults on a mismatch, so that a stop or a fault lost on the line
+cannot leave host and device disagreeing about whether current flows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from sessionlog.hal import Driver, DriverState, HalError, SerialTransport, open_device
+from sessionlog.safety import LimitsEngine, StimulationPlan
+from sessionlog_drivers.simulated import protocol as wire
+from sessionlog_drivers.simulated.driver import SimulatedDriver
+from sessionlog_drivers.simulated.emulator import StimulatorEmulator
+from tests.hal.scripted_device import TIMEOUT_S, ScriptedDevice, encode
+from tests.waiting import wait_until
+
+ENGINE = LimitsEngine()
+PLAN = StimulationPlan.model_validate(
+    {
+        "modality": "ems",
+        "duration_s": 600,
+        "electrode": {"body_site": "calf", "area_cm2": 50},
+        "channels": [
+            {"channel": c, "amplitude_ma": 20 + c, "pulse_width_us": 300, "frequency_hz": 40}
+            for c in (1, 2)
+        ],
+    }
+)
+
+
+def start_output(driver: Driver) -> None:
+    approved = ENGINE.approve(PLAN, capabilities=driver.capabilities).approved_plan
+    assert approved is not None
+    driver.apply(approved)
+    driver.start()
+
+
+@pytest.fixture(params=["simulated", "rehastim2"])
+def driver(request: pytest.FixtureRequest) -> Iterator[Driver]:
+    url = {
+        "simulated": "sim://?channels=2&seed=4&telemetry_hz=100",
+        "rehastim2": "rehastim2://?seed=4",
+    }
+    with open_device(url[request.param], driver=request.param) as opened:
+        yield opened
+
+
+def test_the_status_is_read_from_the_device_through_each_state(driver: Driver) -> None:
+    assert not driver.read_status().output_active
+    start_output(driver)
+    running = driver.read_status()
+    assert running.output_active
+    assert running.channels_active == frozenset({1, 2})
+    driver.stop()
+    assert not driver.read_status().output_active
+    assert driver.state is DriverState.STOPPED
+
+
+def test_the_simulated_device_reports_what_each_channel_delivers() -> None:
+    with open_device("sim://?channels=2&seed=4", driver="simulated") as driver:
+        start_output(driver)
+        status = driver.read_status()
+        assert status.amplitudes_ua == {1: 21_000, 2: 22_000}
+        assert status.conditions == ()
+        emulator: StimulatorEmulator = driver.transport.port.emulator  # type: ignore[attr-defined]
+        emulator.set_electrode_off(1)  # the emulator numbers channels from 0
+        assert wait_until(lambda: "electrode_off" in driver.read_status().conditions)
+
+
+def test_the_latest_telemetry_of_each_channel_is_kept() -> None:
+    with open_device("sim://?channels=2&seed=4&telemetry_hz=100", driver="simulated") as driver:
+        assert driver.latest_telemetry() == {}
+        start_output(driver)
+        assert wait_until(lambda: set(driver.latest_telemetry()) == {1, 2})
+        latest = driver.latest_telemetry()
+        assert abs(latest[1].current_ua - 21_000) <= 200
+        assert abs(latest[2].current_ua - 22_000) <= 200
+
+
+def test_output_the_host_does_not_know_of_is_a_fault() -> None:
+    # The device says channel 1 runs although the driver stopped it (as after a stop lost on the
+    # line): the heartbeat's periodic status read sees the mismatch and faults the driver.
+    device = ScriptedDevice()
+    running_anyway = wire.Status(
+        device_time_ms=1_000,
+        flags=wire.DeviceFlags.NONE,
+        channels=(
+            wire.ChannelStatus(wire.ChannelState.RUNNING, wire.ChannelFlags(0), 20_000),
+            wire.ChannelStatus(wire.ChannelState.IDLE, wire.ChannelFlags(0), 0),
+        ),
+    )
+
+    def claim_output(frame: wire.Frame) -> bytes:
+        if isinstance(frame.message, wire.GetStatus):
+            return encode(frame.seq, running_anyway)
+        return device.firmware_answer(frame)
+
+    try:
+        with open_device(device.url, driver="simulated") as driver:
+            start_output(driver)
+            driver.stop()
+            device.answer = claim_output
+            assert wait_until(lambda: driver.state is DriverState.FAULTED, TIMEOUT_S)
+            assert "delivers output on channel(s) 1 while the driver is stopped" in (
+                driver.fault_reason or ""
+            )
+            assert device.has_received(wire.Command.GET_STATUS)
+    finally:
+        device.close()
+
+
+def test_a_driver_without_a_status_read_says_so_and_sends_nothing() -> None:
+    class Mute(SimulatedDriver):
+        _read_status = Driver._read_status
+
+    with Mute(SerialTransport("sim://?channels=2&seed=4", Mute.serial_settings)) as driver:
+        driver.connect()
+        with pytest.raises(HalError, match="cannot read its device's status"):
+            driver.read_status()
+        assert driver.state is DriverState.READY
