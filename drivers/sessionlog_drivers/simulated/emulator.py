@@ -372,6 +372,9 @@ class StimulatorEmulator(
 
     def _identity(self) -> Identity:
         config, limits = self.config, self.config.limits
+        # IDENTITY has one timing range for the whole device: the union of the supported
+        # modalities' ranges, so it never hides a width or rate some modality accepts.
+        timing = limits.identity_timing(config.modalities)
         return Identity(
             protocol_version=PROTOCOL_VERSION,
             model=config.model,
@@ -381,10 +384,10 @@ class StimulatorEmulator(
             amplitude_limits=tuple(
                 ModalityLimit(m, limits.max_amplitude_ua(m)) for m in sorted(config.modalities)
             ),
-            pulse_width_min_us=limits.pulse_width_min_us,
-            pulse_width_max_us=limits.pulse_width_max_us,
-            frequency_min_millihz=limits.frequency_min_millihz,
-            frequency_max_millihz=limits.frequency_max_millihz,
+            pulse_width_min_us=timing.pulse_width_min_us,
+            pulse_width_max_us=timing.pulse_width_max_us,
+            frequency_min_millihz=timing.frequency_min_millihz,
+            frequency_max_millihz=timing.frequency_max_millihz,
             watchdog_timeout_ms=config.watchdog_timeout_ms,
             telemetry_interval_ms=round(1000 * config.telemetry_interval_s),
         )
@@ -433,11 +436,11 @@ class StimulatorEmulator(
         )
         if not (
             message.amplitude_ua <= limits.max_amplitude_ua(message.modality)
-            and limits.pulse_width_min_us <= message.pulse_width_us <= limits.pulse_width_max_us
-            and limits.frequency_min_millihz
-            <= message.frequency_millihz
-            <= limits.frequency_max_millihz
+            and limits.timing(message.modality).admits(
+                message.pulse_width_us, message.frequency_millihz
+            )
             and period_fits
+            and self._rms_admits(message, message.amplitude_ua)
         ):
             raise _CommandRefusedError(ErrorCode.PARAMETER)
         channel.settings = message
@@ -460,9 +463,24 @@ class StimulatorEmulator(
         self._require_healthy()
         if not channel.active or channel.settings is None:
             raise _CommandRefusedError(ErrorCode.WRONG_STATE)
-        if message.amplitude_ua > self.config.limits.max_amplitude_ua(channel.settings.modality):
+        settings = channel.settings
+        if message.amplitude_ua > self.config.limits.max_amplitude_ua(
+            settings.modality
+        ) or not self._rms_admits(settings, message.amplitude_ua):
             raise _CommandRefusedError(ErrorCode.PARAMETER)
         channel.amplitude_ua = message.amplitude_ua
+
+    def _rms_admits(self, settings: ConfigureChannel, amplitude_ua: int) -> bool:
+        """The rms ceiling of the output stage, at `amplitude_ua` with the timing of `settings`:
+        checked on CONFIGURE and again on every SET_AMPLITUDE, since a live raise alone can
+        break it."""
+        return self.config.limits.rms_admits(
+            settings.modality,
+            amplitude_ua,
+            phase_count=settings.phase_type.phase_count,
+            pulse_width_us=settings.pulse_width_us,
+            frequency_millihz=settings.frequency_millihz,
+        )
 
     def _pause(self, mask: int) -> None:
         # Pausing an already paused channel is a no-op, so a host can hold every channel after

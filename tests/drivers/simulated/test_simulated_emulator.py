@@ -58,15 +58,27 @@ def ems(channel: int = 0, amplitude_ua: int = 20_000, **overrides: object) -> Co
 
 
 def test_identify_reports_identity_and_hardware_limits(make_host) -> None:
+    """An EMS-only device reports the EMS output stage's timing range as its device-wide one."""
     host = make_host(channel_count=4, modalities=frozenset({Modality.EMS}), watchdog_timeout_ms=800)
     identity = host.reply(Identify())
     assert isinstance(identity, Identity)
     assert identity.channel_count == 4
     assert identity.amplitude_limits == (ModalityLimit(Modality.EMS, 120_000),)
-    assert (identity.pulse_width_min_us, identity.pulse_width_max_us) == (20, 1_000_000)
-    assert (identity.frequency_min_millihz, identity.frequency_max_millihz) == (100, 1_000_000)
+    assert (identity.pulse_width_min_us, identity.pulse_width_max_us) == (20, 1000)
+    assert (identity.frequency_min_millihz, identity.frequency_max_millihz) == (500, 250_000)
     assert identity.watchdog_timeout_ms == 800
     assert identity.telemetry_interval_ms == 50
+
+
+def test_identify_of_a_dual_modality_device_reports_the_union_of_its_timing_ranges(host) -> None:
+    identity = host.reply(Identify())
+    assert isinstance(identity, Identity)
+    assert identity.amplitude_limits == (
+        ModalityLimit(Modality.EMS, 120_000),
+        ModalityLimit(Modality.MICROCURRENT, 1000),
+    )
+    assert (identity.pulse_width_min_us, identity.pulse_width_max_us) == (20, 1_000_000)
+    assert (identity.frequency_min_millihz, identity.frequency_max_millihz) == (100, 1_000_000)
 
 
 def test_reply_echoes_the_sequence_number_and_command(host) -> None:
@@ -121,14 +133,18 @@ def test_ma_value_sent_as_ua_for_microcurrent_is_refused_by_the_device(host) -> 
     assert host.reply(configure) == nak(Command.CONFIGURE_CHANNEL, ErrorCode.PARAMETER)
 
 
+def micro(channel: int = 0, amplitude_ua: int = 500, **overrides: object) -> ConfigureChannel:
+    return ems(channel, amplitude_ua, modality=Modality.MICROCURRENT, **overrides)
+
+
 @pytest.mark.parametrize(
     "configure",
     [
-        ems(pulse_width_us=19),
-        ems(pulse_width_us=1_000_001, frequency_millihz=100),
-        ems(frequency_millihz=99),
-        ems(frequency_millihz=1_000_001, pulse_width_us=20, phase_type=PhaseType.MONOPHASIC),
-        ems(pulse_width_us=600, frequency_millihz=1_000_000),  # 2 x 600 µs > 1 ms period
+        micro(pulse_width_us=19),
+        micro(pulse_width_us=1_000_001, frequency_millihz=100),
+        micro(frequency_millihz=99),
+        micro(frequency_millihz=1_000_001, pulse_width_us=20, phase_type=PhaseType.MONOPHASIC),
+        micro(pulse_width_us=600, frequency_millihz=1_000_000),  # 2 x 600 µs > 1 ms period
         ems(channel=2),  # the device has channels 0 and 1
     ],
     ids=["pw-low", "pw-high", "f-low", "f-high", "pulse-longer-than-period", "no-such-channel"],
@@ -139,7 +155,7 @@ def test_parameters_outside_the_hardware_are_refused(host, configure: ConfigureC
 
 
 def test_monophasic_pulse_fills_the_period_that_biphasic_cannot(host) -> None:
-    mono = ems(pulse_width_us=1000, frequency_millihz=1_000_000, phase_type=PhaseType.MONOPHASIC)
+    mono = micro(pulse_width_us=1000, frequency_millihz=1_000_000, phase_type=PhaseType.MONOPHASIC)
     assert host.reply(mono) == Ack(Command.CONFIGURE_CHANNEL)
 
 
