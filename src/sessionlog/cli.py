@@ -213,10 +213,12 @@ def devices_scan() -> None:
     from sessionlog.hal.registry import available_drivers
 
     typer.echo(f"installed drivers: {', '.join(available_drivers()) or 'none'}")
-    ports = scan_ports()
-    if not ports:
+    scan = scan_ports()
+    for name, reason in scan.unloadable_drivers.items():
+        typer.echo(f"driver {name} could not be loaded and claims no port: {reason}")
+    if not scan.ports:
         typer.echo("no serial ports found")
-    for port in ports:
+    for port in scan.ports:
         usb = (
             f"{port.vid:04x}:{port.pid:04x}"
             if port.vid is not None and port.pid is not None

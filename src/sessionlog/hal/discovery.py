@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from serial.tools import list_ports
@@ -22,12 +23,23 @@ class PortInfo:
     """Installed drivers whose declared USB ids match this port."""
 
 
-def scan_ports() -> list[PortInfo]:
+@dataclass(frozen=True)
+class PortScan:
+    ports: tuple[PortInfo, ...]
+    unloadable_drivers: Mapping[str, str]
+    """Installed drivers that could not be loaded, with the reason: they claim no port, and the
+    user should learn why rather than see their device go unclaimed."""
+
+
+def scan_ports() -> PortScan:
+    """The serial ports (by device path) and, for each, the installed drivers that claim it."""
     claims: dict[tuple[int, int], list[str]] = {}
+    unloadable: dict[str, str] = {}
     for name in available_drivers():
         try:
             driver_class = load_driver(name)
-        except HalError:
+        except HalError as error:
+            unloadable[name] = str(error)
             continue
         for claimed in driver_class.usb_ids:
             claims.setdefault(claimed, []).append(name)
@@ -47,4 +59,4 @@ def scan_ports() -> list[PortInfo]:
                 drivers=tuple(claims.get(usb_id, ())) if usb_id else (),
             )
         )
-    return ports
+    return PortScan(tuple(ports), unloadable)
