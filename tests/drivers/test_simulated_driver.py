@@ -341,3 +341,20 @@ def test_monophasic_pulses_of_alternating_polarity_are_refused_not_made_one_way(
         wire.Polarity.POSITIVE_FIRST if polarity == "positive" else wire.Polarity.NEGATIVE_FIRST
     )
     assert configured.polarity is expected
+
+
+def test_the_heartbeat_follows_a_short_watchdog_the_device_reports(
+    open_sim: Callable[..., Driver],
+) -> None:
+    # A 150 ms watchdog: the default 200 ms heartbeat would let it expire and stop the output.
+    driver = open_sim("channels=1&seed=3&watchdog_ms=150")
+    driver.apply(approve(driver, ems_plan()))
+    driver.start()
+    emulator = emulator_of(driver)
+
+    time.sleep(1.0)  # over six watchdog periods
+
+    assert driver.state is DriverState.RUNNING, driver.fault_reason
+    assert emulator.output_active
+    beats = [e for e in emulator.command_log if e.command is wire.Command.HEARTBEAT]
+    assert len(beats) >= 10

@@ -284,3 +284,40 @@ def test_a_command_whose_reply_never_comes_before_close_fails_as_closed(
     assert driver.state is DriverState.CLOSED
     assert driver.fault_reason is None
     assert device.has_received(wire.Command.EMERGENCY_STOP)
+
+
+def test_a_change_the_device_refuses_after_an_emergency_stop_is_void_not_a_fault(
+    device: ScriptedDevice, running: Callable[[Driver], ApprovedPlan]
+) -> None:
+    # The emergency stop overtakes a live change on the line: the device takes the stop first
+    # and then refuses the change (it is no longer running). The stop explains the refusal.
+    driver = PatientSimulatedDriver(
+        SerialTransport(device.url, PatientSimulatedDriver.serial_settings)
+    )
+    driver.connect()
+    approved = running(driver)
+    held: list[wire.Frame] = []
+
+    def stop_overtakes_the_change(frame: wire.Frame) -> bytes:
+        if isinstance(frame.message, wire.SetAmplitude):
+            held.append(frame)
+            return b""
+        if isinstance(frame.message, wire.EmergencyStop):
+            refusals = [
+                encode(f.seq, wire.Nak(f.command, wire.ErrorCode.WRONG_STATE)) for f in held
+            ]
+            return encode(frame.seq, wire.Ack(frame.command)) + b"".join(refusals)
+        return device.firmware_answer(frame)
+
+    device.answer = stop_overtakes_the_change
+    command = InBackground(lambda: driver.set_amplitude(change(approved, 25_000), channel=1))
+    assert wait_until(lambda: device.has_received(wire.Command.SET_AMPLITUDE), TIMEOUT_S)
+    driver.emergency_stop()
+
+    assert command.join(TIMEOUT_S)
+    assert command.raised() == [InvalidStateError]
+    assert "emergency stop" in str(command.errors[0])
+    assert "wrong_state" in str(command.errors[0])
+    assert driver.state is DriverState.STOPPED
+    assert driver.fault_reason is None
+    assert driver.applied_plan is approved

@@ -233,6 +233,14 @@ class SimulatedDriver(Driver):
     def _emergency_stop_reply_key(self) -> int:
         return EMERGENCY_STOP_SEQ
 
+    def _heartbeat_interval_s(self) -> float:
+        """The protocol asks a host to beat at least every third of the watchdog time the device
+        reports in IDENTITY; a device set to a short watchdog gets a faster heartbeat."""
+        device = self._device_identity
+        if device is None:
+            return self.heartbeat_interval_s
+        return min(self.heartbeat_interval_s, device.watchdog_timeout_ms / 3000)
+
     def _read_status(self) -> DeviceStatus:
         status = self._send(wire.GetStatus(), "read status", idempotent=True).payload
         if not isinstance(status, wire.Status):

@@ -226,6 +226,10 @@ class Driver(ABC):
     malformed_burst_limit: ClassVar[int] = 20
     """More malformed frames than this within ``malformed_burst_window_s`` is a garbage stream."""
     malformed_burst_window_s: ClassVar[float] = 1.0
+    overcurrent_tolerance: ClassVar[float] = 0.10
+    """A measured current above the commanded amplitude by more than this share (and more than
+    ``overcurrent_floor_ua``) is output nobody approved: a fault, whatever its cause."""
+    overcurrent_floor_ua: ClassVar[int] = 100
     parked_recheck_s: ClassVar[float] = 0.005
     """How long the reader thread stays parked after the last waiting request is done before it
     reads again. Requests do not wake it: under a stream of commands that would cost a thread
@@ -259,6 +263,8 @@ class Driver(ABC):
         self._approved: ApprovedPlan | None = None
         self._stop_confirmation: _StopConfirmation | None = None
         self._latest_telemetry: dict[int, TelemetryReading] = {}
+        self._last_emergency_stop = -float("inf")
+        """When the last emergency stop was written (monotonic seconds)."""
         self._shutdown = threading.Event()
         self._reader: threading.Thread | None = None
         self._heartbeat: threading.Thread | None = None
@@ -311,6 +317,11 @@ class Driver(ABC):
     @abstractmethod
     def _emergency_stop_frame(self) -> bytes:
         """The bytes that stop all output at once; written without waiting for any lock."""
+
+    def _heartbeat_interval_s(self) -> float:
+        """How often the heartbeat thread beats; asked once, after the handshake, so a driver
+        can fit it to the watchdog time its device reported (default: ``heartbeat_interval_s``)."""
+        return self.heartbeat_interval_s
 
     def _read_status(self) -> DeviceStatus:
         """Ask the device for its status (with ``_request``). Optional: without it,
@@ -597,6 +608,7 @@ class Driver(ABC):
             return
         with self._state_lock:
             self._emergency_stops += 1
+            self._last_emergency_stop = time.monotonic()
             if self._state not in (DriverState.FAULTED, DriverState.CLOSED):
                 self._state = DriverState.STOPPED
 
@@ -694,6 +706,19 @@ class Driver(ABC):
                     # ``close`` stopped the output and released the port under the request: the
                     # failure is the close, not a fault of the device or the link.
                     raise closed from error
+                if (
+                    concerns_output
+                    and isinstance(error, DeviceRefusedError)
+                    and self._emergency_stops != emergency_stops
+                ):
+                    # The device refused a command that an emergency stop overtook on the line
+                    # (it is stopped, so "wrong state"): the stop's doing, not a fault. A lost
+                    # reply or a dead link still faults, and the stop's own acknowledgement is
+                    # checked apart.
+                    raise InvalidStateError(
+                        f"{operation} is void: an emergency stop was made while it was in "
+                        f"progress, and the device refused it ({error})"
+                    ) from error
                 reason = f"{operation} failed: {error}"
                 self._fail(reason)
                 raise DeviceFaultError(reason) from error
@@ -814,11 +839,41 @@ class Driver(ABC):
         elif isinstance(message, TelemetryReading):
             self.counters.telemetry_readings += 1
             self._latest_telemetry[message.channel] = message
+            self._check_measured_current(message)
             self._notify(message)
         else:
             if message.stops_output:
                 self._fail(f"device reported {message.code}: {message.reason}", write_stop=True)
             self._notify(message)
+
+    def _check_measured_current(self, reading: TelemetryReading) -> None:
+        """Fault if a channel measures more current than the driver commanded: a device or
+        driver defect the limits engine cannot see, since it only ever judged what was sent.
+
+        The comparison needs the driver's state and the plan it holds to match the device's, so
+        it is skipped while they may not: while a command is in progress (its reply and the
+        readings around it arrive before the driver records the outcome) and while an
+        emergency stop is on its way (readings sent before the device took it may still come).
+        """
+        if self._command_lock.locked() or self._stop_confirmation is not None:
+            return
+        if time.monotonic() - self._last_emergency_stop < self.reply_timeout_s:
+            return
+        state, running = self._state, self._approved
+        if state is DriverState.RUNNING and running is not None:
+            commanded = next(
+                (c.amplitude_ua for c in running.plan.channels if c.channel == reading.channel), 0
+            )
+        elif state in CONNECTED_STATES:
+            commanded = 0
+        else:
+            return
+        bound = commanded * (1 + self.overcurrent_tolerance) + self.overcurrent_floor_ua
+        if reading.current_ua > bound:
+            self._fail(
+                f"channel {reading.channel} measures {reading.current_ua} µA where "
+                f"{commanded} µA was commanded (driver {state})"
+            )
 
     def _expect_stop_acknowledgement(self) -> None:
         """Before an emergency stop is written: wait (on the heartbeat thread) for its reply.
@@ -858,7 +913,8 @@ class Driver(ABC):
             self._fail(f"emergency stop refused by the device: {reply.reason or reply.code}")
 
     def _heartbeat_loop(self) -> None:
-        while not self._shutdown.wait(self.heartbeat_interval_s):
+        interval_s = self._heartbeat_interval_s()
+        while not self._shutdown.wait(interval_s):
             self._check_stop_acknowledgement()
             if self._state in (DriverState.FAULTED, DriverState.CLOSED):
                 return

@@ -1,0 +1,93 @@
+"""A channel that measures more current than the driver commanded faults the driver.
+
+The limits engine judges what is sent; this is the backstop for what the output stage then does
+(a device defect, a command the device misread): the driver compares each telemetry reading with
+the amplitude it commanded, or with none while output is off, and fails safe on an excess. The
+device is played over a real socket, so the test sets exactly what it "measures".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from sessionlog.hal import Driver, DriverState, open_device
+from sessionlog.safety import LimitsEngine, StimulationPlan
+from sessionlog_drivers.simulated import protocol as wire
+from tests.hal.scripted_device import TIMEOUT_S, ScriptedDevice, encode
+from tests.waiting import wait_until
+
+ENGINE = LimitsEngine()
+PLAN = StimulationPlan.model_validate(
+    {
+        "modality": "ems",
+        "duration_s": 600,
+        "electrode": {"body_site": "calf", "area_cm2": 50},
+        "channels": [{"channel": 1, "amplitude_ma": 20, "pulse_width_us": 300, "frequency_hz": 40}],
+    }
+)
+
+
+@pytest.fixture
+def device() -> Iterator[ScriptedDevice]:
+    scripted = ScriptedDevice()
+    yield scripted
+    scripted.close()
+
+
+def measuring(device: ScriptedDevice, current_ua: int) -> None:
+    """From now on the device answers every heartbeat with a reading of ``current_ua`` on
+    channel 1, as a device streams its measurements."""
+
+    def answer(frame: wire.Frame) -> bytes:
+        reply = device.firmware_answer(frame)
+        if isinstance(frame.message, wire.Heartbeat):
+            sample = wire.TelemetrySample(0, current_ua, 900)
+            reply += encode(0, wire.Telemetry(5_000, (sample,)))
+        return reply
+
+    device.answer = answer
+
+
+def start_output(driver: Driver) -> None:
+    approved = ENGINE.approve(PLAN, capabilities=driver.capabilities).approved_plan
+    assert approved is not None
+    driver.apply(approved)
+    driver.start()
+
+
+def test_a_current_well_above_the_commanded_amplitude_faults_the_driver(
+    device: ScriptedDevice,
+) -> None:
+    with open_device(device.url, driver="simulated") as driver:
+        start_output(driver)
+        measuring(device, 26_000)  # 30 % above the 20 mA commanded
+
+        assert wait_until(lambda: driver.state is DriverState.FAULTED, TIMEOUT_S)
+        assert "channel 1 measures 26000 µA where 20000 µA was commanded" in (
+            driver.fault_reason or ""
+        )
+        assert device.has_received(wire.Command.EMERGENCY_STOP)
+
+
+def test_current_measured_while_output_is_off_faults_the_driver(device: ScriptedDevice) -> None:
+    with open_device(device.url, driver="simulated") as driver:
+        start_output(driver)
+        driver.stop()
+        measuring(device, 5_000)
+
+        assert wait_until(lambda: driver.state is DriverState.FAULTED, TIMEOUT_S)
+        assert "measures 5000 µA where 0 µA was commanded (driver stopped)" in (
+            driver.fault_reason or ""
+        )
+
+
+def test_a_current_within_the_tolerance_is_a_reading_not_a_fault(device: ScriptedDevice) -> None:
+    with open_device(device.url, driver="simulated") as driver:
+        start_output(driver)
+        measuring(device, 21_000)  # 5 % above: measurement noise and the output stage's accuracy
+
+        assert wait_until(lambda: driver.counters.telemetry_readings >= 3, TIMEOUT_S)
+        assert driver.state is DriverState.RUNNING
+        assert driver.latest_telemetry()[1].current_ua == 21_000
