@@ -598,6 +598,11 @@ class Driver(ABC):
         ``reply_timeout_s``, and faults the driver if not: a stop lost on the line must not
         leave the host believing output is off while its heartbeat keeps the device going."""
         self._expect_stop_acknowledgement()
+        # Counted before the write: a command whose refusal or acknowledgement comes back the
+        # moment the stop is on the line must already see that a stop overtook it.
+        with self._state_lock:
+            self._emergency_stops += 1
+            self._last_emergency_stop = time.monotonic()
         try:
             self._transport.write(self._emergency_stop_frame())
         except Exception as error:
@@ -607,8 +612,6 @@ class Driver(ABC):
             self._fail(f"emergency stop could not be written: {error}", write_stop=False)
             return
         with self._state_lock:
-            self._emergency_stops += 1
-            self._last_emergency_stop = time.monotonic()
             if self._state not in (DriverState.FAULTED, DriverState.CLOSED):
                 self._state = DriverState.STOPPED
 
