@@ -188,8 +188,8 @@ class RehaStim2Driver(Driver):
     heartbeat_interval_s = 0.25
     reply_timeout_s = 0.3
     """Three times the spec's MaxResponseTime of 100 ms, for USB latency and a loaded host."""
-    mode_check_every = 4
-    """Every n-th heartbeat asks GetStimulationMode instead of sending Watchdog (see below)."""
+    device_check_every = 4
+    """Every fourth heartbeat asks GetStimulationMode instead of sending Watchdog (see below)."""
 
     def __init__(self, transport: SerialTransport) -> None:
         super().__init__(transport)
@@ -204,7 +204,6 @@ class RehaStim2Driver(Driver):
         self._connected = False
         self._protocol_version: int | None = None
         self._plan_on_device: StimulationPlan | None = None
-        self._heartbeats = 0
 
     # -- sending
 
@@ -385,27 +384,17 @@ class RehaStim2Driver(Driver):
         return (EMERGENCY_STOP_PACKET_NUMBER, wire.ACK_FOR[wire.StopChannelListMode.COMMAND])
 
     def _send_heartbeat(self) -> None:
-        """Feed the device's 1200 ms watchdog with Watchdog (§2.3).
+        """Feed the device's 1200 ms watchdog with Watchdog (§2.3), which is never answered."""
+        self._write(wire.Watchdog())
 
-        Watchdog is never answered, so on its own it cannot tell that the device is still there;
-        every ``mode_check_every``-th beat is a GetStimulationMode instead, whose answer proves the
+    def _check_device(self, state: DriverState) -> None:
+        """Watchdog alone cannot tell that the device is still there, so every
+        ``device_check_every``-th beat is a GetStimulationMode instead, whose answer proves the
         link and whose mode must match the driver's state (§5.3 asks the PC to check modes when
-        information packets such as StimulationError may have been lost). The check is skipped
-        while a command is in progress, which feeds the watchdog by itself.
-        """
-        self._heartbeats += 1
-        if self._heartbeats % self.mode_check_every or not self._command_lock.acquire(
-            blocking=False
-        ):
-            self._write(wire.Watchdog())
-            return
-        try:
-            state = self.state
-            mode = self._stimulation_mode("stimulation mode check")
-            expected = _EXPECTED_MODE.get(state)
-            if expected is not None and mode is not expected and self.state is state:
-                raise RuntimeError(
-                    f"the device is in {mode.name.lower()} mode while the driver is {state}"
-                )
-        finally:
-            self._command_lock.release()
+        information packets such as StimulationError may have been lost)."""
+        mode = self._stimulation_mode("stimulation mode check")
+        expected = _EXPECTED_MODE.get(state)
+        if expected is not None and mode is not expected and self.state is state:
+            raise RuntimeError(
+                f"the device is in {mode.name.lower()} mode while the driver is {state}"
+            )

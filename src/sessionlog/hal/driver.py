@@ -226,6 +226,9 @@ class Driver(ABC):
     malformed_burst_limit: ClassVar[int] = 20
     """More malformed frames than this within ``malformed_burst_window_s`` is a garbage stream."""
     malformed_burst_window_s: ClassVar[float] = 1.0
+    device_check_every: ClassVar[int] = 0
+    """Every n-th heartbeat checks the device against the driver's state (``_check_device``)
+    instead of only feeding its watchdog; 0 never does."""
     overcurrent_tolerance: ClassVar[float] = 0.10
     """A measured current above the commanded amplitude by more than this share (and more than
     ``overcurrent_floor_ua``) is output nobody approved: a fault, whatever its cause."""
@@ -263,6 +266,7 @@ class Driver(ABC):
         self._approved: ApprovedPlan | None = None
         self._stop_confirmation: _StopConfirmation | None = None
         self._latest_telemetry: dict[int, TelemetryReading] = {}
+        self._heartbeats = 0
         self._last_emergency_stop = -float("inf")
         """When the last emergency stop was written (monotonic seconds)."""
         self._shutdown = threading.Event()
@@ -317,6 +321,18 @@ class Driver(ABC):
     @abstractmethod
     def _emergency_stop_frame(self) -> bytes:
         """The bytes that stop all output at once; written without waiting for any lock."""
+
+    def _check_device(self, state: DriverState) -> None:
+        """Raise if what the device reports contradicts ``state``; called on the heartbeat
+        thread every ``device_check_every`` beats, under the command lock, and feeding the
+        watchdog itself. By default: the device's status (``_read_status``) shows output the
+        driver believes off."""
+        status = self._read_status()
+        if state is not DriverState.RUNNING and status.output_active and self.state is state:
+            channels = ", ".join(str(c) for c in sorted(status.channels_active))
+            raise RuntimeError(
+                f"the device delivers output on channel(s) {channels} while the driver is {state}"
+            )
 
     def _heartbeat_interval_s(self) -> float:
         """How often the heartbeat thread beats; asked once, after the handshake, so a driver
@@ -878,6 +894,21 @@ class Driver(ABC):
                 f"{commanded} µA was commanded (driver {state})"
             )
 
+    def _beat(self) -> None:
+        """One heartbeat: feed the watchdog or, every ``device_check_every`` beats, check the
+        device, which also feeds it. The check is skipped while a command is in progress (the
+        command feeds the watchdog, and the state is about to change) and judged against the
+        state read before it, so a change of state during the check is not a contradiction."""
+        self._heartbeats += 1
+        every = self.device_check_every
+        if not every or self._heartbeats % every or not self._command_lock.acquire(blocking=False):
+            self._send_heartbeat()
+            return
+        try:
+            self._check_device(self.state)
+        finally:
+            self._command_lock.release()
+
     def _expect_stop_acknowledgement(self) -> None:
         """Before an emergency stop is written: wait (on the heartbeat thread) for its reply.
 
@@ -922,7 +953,7 @@ class Driver(ABC):
             if self._state in (DriverState.FAULTED, DriverState.CLOSED):
                 return
             try:
-                self._send_heartbeat()
+                self._beat()
             except Exception as error:
                 if not self._shutdown.is_set():
                     self._fail(f"heartbeat lost: {error}")
