@@ -11,8 +11,10 @@ import socket
 import threading
 from collections.abc import Callable
 
+from sessionlog.hal import SerialTransport
 from sessionlog_drivers.simulated import protocol as wire
 from sessionlog_drivers.simulated.config import EmulatorConfig
+from sessionlog_drivers.simulated.driver import SimulatedDriver
 
 TIMEOUT_S = 10.0
 """For every wait on another thread: generous, since a loaded machine may be slow to schedule."""
@@ -57,6 +59,7 @@ class ScriptedDevice:
         self._server.settimeout(0.05)
         self.url = f"socket://127.0.0.1:{self._server.getsockname()[1]}"
         self.answer: Callable[[wire.Frame], bytes] = self.firmware_answer
+        self._running_mask = 0
         self._received: list[wire.Frame] = []
         self._lock = threading.Lock()
         self._done = threading.Event()
@@ -64,9 +67,33 @@ class ScriptedDevice:
         self._thread.start()
 
     def firmware_answer(self, frame: wire.Frame) -> bytes:
-        if isinstance(frame.message, wire.Identify):
+        message = frame.message
+        if isinstance(message, wire.Identify):
             return encode(frame.seq, identity())
+        if isinstance(message, wire.GetStatus):
+            return encode(frame.seq, self._status())
+        if isinstance(message, wire.Start | wire.Resume):
+            self._running_mask |= message.channel_mask
+        elif isinstance(message, wire.Pause):
+            self._running_mask &= ~message.channel_mask
+        elif isinstance(message, wire.Stop | wire.EmergencyStop):
+            self._running_mask = 0
         return encode(frame.seq, wire.Ack(frame.command))
+
+    def _status(self) -> wire.Status:
+        """The STATUS of a device whose output runs on the channels started and not since
+        paused or stopped (the driver's periodic status check reads it)."""
+        channels = tuple(
+            wire.ChannelStatus(
+                wire.ChannelState.RUNNING
+                if self._running_mask >> i & 1
+                else wire.ChannelState.IDLE,
+                wire.ChannelFlags(0),
+                0,
+            )
+            for i in range(EmulatorConfig().channel_count)
+        )
+        return wire.Status(device_time_ms=0, flags=wire.DeviceFlags.NONE, channels=channels)
 
     def received(self) -> list[wire.Frame]:
         with self._lock:
@@ -111,3 +138,18 @@ class ScriptedDevice:
                 reply = self.answer(frame)
                 if reply:
                     connection.sendall(reply)
+
+
+class PatientSimulatedDriver(SimulatedDriver):
+    """The simulated driver with a long reply timeout, so that a reply the test holds back on
+    purpose is not given up on while a loaded machine takes its time to schedule the test."""
+
+    reply_timeout_s = TIMEOUT_S
+
+
+def connect_patiently(device: ScriptedDevice) -> PatientSimulatedDriver:
+    driver = PatientSimulatedDriver(
+        SerialTransport(device.url, PatientSimulatedDriver.serial_settings)
+    )
+    driver.connect()
+    return driver

@@ -24,29 +24,15 @@ from sessionlog.hal import (
     Driver,
     DriverState,
     InvalidStateError,
-    SerialTransport,
     open_device,
 )
-from sessionlog.safety import LimitsEngine, StimulationPlan
 from sessionlog.safety.verdict import ApprovedPlan
 from sessionlog_drivers.simulated import protocol as wire
-from sessionlog_drivers.simulated.driver import EMERGENCY_STOP_SEQ, SimulatedDriver
+from sessionlog_drivers.simulated.driver import EMERGENCY_STOP_SEQ
 from tests.hal.background import InBackground
-from tests.hal.scripted_device import TIMEOUT_S, ScriptedDevice, encode
+from tests.hal.plans import change, ems_plan, start_output
+from tests.hal.scripted_device import TIMEOUT_S, ScriptedDevice, connect_patiently, encode
 from tests.waiting import wait_until
-
-ENGINE = LimitsEngine()
-PLAN = StimulationPlan.model_validate(
-    {
-        "modality": "ems",
-        "duration_s": 600,
-        "electrode": {"body_site": "calf", "area_cm2": 50},
-        "channels": [
-            {"channel": c, "amplitude_ma": 20, "pulse_width_us": 300, "frequency_hz": 40}
-            for c in (1, 2)
-        ],
-    }
-)
 
 
 def line_noise(count: int) -> bytes:
@@ -66,35 +52,19 @@ def line_noise(count: int) -> bytes:
 
 
 @pytest.fixture
-def device() -> Iterator[ScriptedDevice]:
-    scripted = ScriptedDevice()
-    yield scripted
-    scripted.close()
-
-
-@pytest.fixture
 def running() -> Iterator[Callable[[Driver], ApprovedPlan]]:
     """Apply the plan and start output on a driver; close the driver afterwards."""
     opened: list[Driver] = []
 
     def _run(driver: Driver) -> ApprovedPlan:
         opened.append(driver)
-        approved = ENGINE.approve(PLAN, capabilities=driver.capabilities).approved_plan
-        assert approved is not None
-        driver.apply(approved)
-        driver.start()
+        approved = start_output(driver, ems_plan(20, 20))
         assert driver.state is DriverState.RUNNING
         return approved
 
     yield _run
     for driver in opened:
         driver.close()
-
-
-def change(approved: ApprovedPlan, amplitude_ua: int) -> ApprovedPlan:
-    verdict = ENGINE.approve_change(approved, channel=1, amplitude_ua=amplitude_ua)
-    assert verdict.approved_plan is not None, verdict.reasons
-    return verdict.approved_plan
 
 
 def after_the_set_amplitude(device: ScriptedDevice) -> list[wire.Command]:
@@ -159,23 +129,13 @@ def test_an_acknowledgement_that_follows_a_garbage_burst_does_not_make_the_chang
     assert after_the_set_amplitude(device) == [wire.Command.EMERGENCY_STOP]
 
 
-class PatientSimulatedDriver(SimulatedDriver):
-    """The simulated driver with a long reply timeout, so that a reply the test holds back on
-    purpose is not given up on while a loaded machine takes its time to schedule the test."""
-
-    reply_timeout_s = TIMEOUT_S
-
-
 def test_an_acknowledgement_that_arrives_after_close_does_not_make_the_change_succeed(
     device: ScriptedDevice, running: Callable[[Driver], ApprovedPlan]
 ) -> None:
     # The device holds back the acknowledgements of a heartbeat and of SET_AMPLITUDE until it
     # sees the stop that ``close`` writes. ``close`` waits for the heartbeat thread, so the port
     # is still open when the acknowledgement of SET_AMPLITUDE arrives, after the driver closed.
-    driver = PatientSimulatedDriver(
-        SerialTransport(device.url, PatientSimulatedDriver.serial_settings)
-    )
-    driver.connect()
+    driver = connect_patiently(device)
     approved = running(driver)
     held: list[wire.Frame] = []
     heartbeat_held = threading.Event()
@@ -214,10 +174,7 @@ def test_a_resume_acknowledged_after_an_emergency_stop_leaves_output_stopped(
 ) -> None:
     # The device takes RESUME, then the emergency stop, and its acknowledgement of RESUME is still
     # on the line when the stop is written: output ends stopped, and the driver must say so.
-    driver = PatientSimulatedDriver(
-        SerialTransport(device.url, PatientSimulatedDriver.serial_settings)
-    )
-    driver.connect()
+    driver = connect_patiently(device)
     running(driver)
     driver.pause()
     held: list[wire.Frame] = []
@@ -262,10 +219,7 @@ def test_a_command_whose_reply_never_comes_before_close_fails_as_closed(
 ) -> None:
     # The acknowledgement of SET_AMPLITUDE never comes; ``close`` releases the port under the
     # waiting request. That is the close, not a device fault, and the error says so.
-    driver = PatientSimulatedDriver(
-        SerialTransport(device.url, PatientSimulatedDriver.serial_settings)
-    )
-    driver.connect()
+    driver = connect_patiently(device)
     approved = running(driver)
 
     def never_acknowledge_the_change(frame: wire.Frame) -> bytes:
@@ -291,10 +245,7 @@ def test_a_change_the_device_refuses_after_an_emergency_stop_is_void_not_a_fault
 ) -> None:
     # The emergency stop overtakes a live change on the line: the device takes the stop first
     # and then refuses the change (it is no longer running). The stop explains the refusal.
-    driver = PatientSimulatedDriver(
-        SerialTransport(device.url, PatientSimulatedDriver.serial_settings)
-    )
-    driver.connect()
+    driver = connect_patiently(device)
     approved = running(driver)
     held: list[wire.Frame] = []
 

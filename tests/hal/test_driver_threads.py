@@ -29,36 +29,17 @@ from sessionlog.hal import (
     TelemetryReading,
     open_device,
 )
-from sessionlog.safety import LimitsEngine, StimulationPlan
 from sessionlog.safety.verdict import ApprovedPlan
 from sessionlog_drivers.simulated import protocol as wire
 from sessionlog_drivers.simulated.emulator import StimulatorEmulator
 from tests.hal.background import InBackground
+from tests.hal.plans import change, ems_plan, start_output
 from tests.waiting import wait_until
-
-ENGINE = LimitsEngine()
-PLAN = StimulationPlan.model_validate(
-    {
-        "modality": "ems",
-        "duration_s": 600,
-        "electrode": {"body_site": "calf", "area_cm2": 50},
-        "channels": [
-            {"channel": c, "amplitude_ma": 20, "pulse_width_us": 300, "frequency_hz": 40}
-            for c in (1, 2)
-        ],
-    }
-)
 
 
 def emulator_of(driver: Driver) -> StimulatorEmulator:
     emulator: StimulatorEmulator = driver.transport.port.emulator  # type: ignore[attr-defined]
     return emulator
-
-
-def change(approved: ApprovedPlan, amplitude_ua: int) -> ApprovedPlan:
-    verdict = ENGINE.approve_change(approved, channel=1, amplitude_ua=amplitude_ua)
-    assert verdict.approved_plan is not None, verdict.reasons
-    return verdict.approved_plan
 
 
 @pytest.fixture
@@ -68,11 +49,7 @@ def start_device() -> Iterator[Callable[[str], tuple[Driver, ApprovedPlan]]]:
     def _start(query: str) -> tuple[Driver, ApprovedPlan]:
         driver = open_device(f"sim://?channels=2&seed=3&{query}", driver="simulated")
         opened.append(driver)
-        approved = ENGINE.approve(PLAN, capabilities=driver.capabilities).approved_plan
-        assert approved is not None
-        driver.apply(approved)
-        driver.start()
-        return driver, approved
+        return driver, start_output(driver, ems_plan(20, 20))
 
     yield _start
     for driver in opened:

@@ -9,40 +9,15 @@ device's watchdog: the driver faults, its heartbeat stops, and the watchdog ends
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
-import pytest
-
-from sessionlog.hal import Driver, DriverState, open_device
-from sessionlog.safety import LimitsEngine, StimulationPlan
+from sessionlog.hal import DriverState, open_device
 from sessionlog_drivers.simulated import protocol as wire
 from sessionlog_drivers.simulated.emulator import StimulatorEmulator
+from tests.hal.plans import ems_plan, start_output
 from tests.hal.scripted_device import TIMEOUT_S, ScriptedDevice, encode
 from tests.waiting import wait_until
 
-ENGINE = LimitsEngine()
-PLAN = StimulationPlan.model_validate(
-    {
-        "modality": "ems",
-        "duration_s": 600,
-        "electrode": {"body_site": "calf", "area_cm2": 50},
-        "channels": [{"channel": 1, "amplitude_ma": 20, "pulse_width_us": 300, "frequency_hz": 40}],
-    }
-)
-
-
-@pytest.fixture
-def device() -> Iterator[ScriptedDevice]:
-    scripted = ScriptedDevice()
-    yield scripted
-    scripted.close()
-
-
-def start_output(driver: Driver) -> None:
-    approved = ENGINE.approve(PLAN, capabilities=driver.capabilities).approved_plan
-    assert approved is not None
-    driver.apply(approved)
-    driver.start()
+PLAN = ems_plan(20)
 
 
 def heartbeats(device: ScriptedDevice) -> int:
@@ -59,7 +34,7 @@ def test_an_emergency_stop_lost_on_the_line_faults_the_driver_and_ends_the_heart
 
     device.answer = lose_the_stop
     with open_device(device.url, driver="simulated") as driver:
-        start_output(driver)
+        start_output(driver, PLAN)
         driver.emergency_stop()
         assert driver.state is DriverState.STOPPED  # the call itself does not wait
 
@@ -81,7 +56,7 @@ def test_an_emergency_stop_the_device_refuses_faults_the_driver(device: Scripted
 
     device.answer = refuse_the_stop
     with open_device(device.url, driver="simulated") as driver:
-        start_output(driver)
+        start_output(driver, PLAN)
         driver.emergency_stop()
 
         assert wait_until(lambda: driver.state is DriverState.FAULTED, TIMEOUT_S)
@@ -92,7 +67,7 @@ def test_an_emergency_stop_the_device_refuses_faults_the_driver(device: Scripted
 def test_an_acknowledged_emergency_stop_leaves_the_driver_stopped_and_usable() -> None:
     with open_device("sim://?channels=2&seed=5", driver="simulated") as driver:
         emulator: StimulatorEmulator = driver.transport.port.emulator  # type: ignore[attr-defined]
-        start_output(driver)
+        start_output(driver, PLAN)
         driver.emergency_stop()
         assert wait_until(lambda: not emulator.output_active, TIMEOUT_S)
 
@@ -102,6 +77,6 @@ def test_an_acknowledged_emergency_stop_leaves_the_driver_stopped_and_usable() -
         assert driver.fault_reason is None
         assert driver.counters.unmatched_replies == 0  # the stop's ACK answered its confirmation
 
-        start_output(driver)
+        start_output(driver, PLAN)
         assert driver.state is DriverState.RUNNING
         assert emulator.output_active

@@ -8,32 +8,13 @@ device is played over a real socket, so the test sets exactly what it "measures"
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
-from sessionlog.hal import Driver, DriverState, open_device
-from sessionlog.safety import LimitsEngine, StimulationPlan
+from sessionlog.hal import DriverState, open_device
 from sessionlog_drivers.simulated import protocol as wire
+from tests.hal.plans import ems_plan, start_output
 from tests.hal.scripted_device import TIMEOUT_S, ScriptedDevice, encode
 from tests.waiting import wait_until
 
-ENGINE = LimitsEngine()
-PLAN = StimulationPlan.model_validate(
-    {
-        "modality": "ems",
-        "duration_s": 600,
-        "electrode": {"body_site": "calf", "area_cm2": 50},
-        "channels": [{"channel": 1, "amplitude_ma": 20, "pulse_width_us": 300, "frequency_hz": 40}],
-    }
-)
-
-
-@pytest.fixture
-def device() -> Iterator[ScriptedDevice]:
-    scripted = ScriptedDevice()
-    yield scripted
-    scripted.close()
+PLAN = ems_plan(20)
 
 
 def measuring(device: ScriptedDevice, current_ua: int) -> None:
@@ -50,18 +31,11 @@ def measuring(device: ScriptedDevice, current_ua: int) -> None:
     device.answer = answer
 
 
-def start_output(driver: Driver) -> None:
-    approved = ENGINE.approve(PLAN, capabilities=driver.capabilities).approved_plan
-    assert approved is not None
-    driver.apply(approved)
-    driver.start()
-
-
 def test_a_current_well_above_the_commanded_amplitude_faults_the_driver(
     device: ScriptedDevice,
 ) -> None:
     with open_device(device.url, driver="simulated") as driver:
-        start_output(driver)
+        start_output(driver, PLAN)
         measuring(device, 26_000)  # 30 % above the 20 mA commanded
 
         assert wait_until(lambda: driver.state is DriverState.FAULTED, TIMEOUT_S)
@@ -73,7 +47,7 @@ def test_a_current_well_above_the_commanded_amplitude_faults_the_driver(
 
 def test_current_measured_while_output_is_off_faults_the_driver(device: ScriptedDevice) -> None:
     with open_device(device.url, driver="simulated") as driver:
-        start_output(driver)
+        start_output(driver, PLAN)
         driver.stop()
         measuring(device, 5_000)
 
@@ -85,7 +59,7 @@ def test_current_measured_while_output_is_off_faults_the_driver(device: Scripted
 
 def test_a_current_within_the_tolerance_is_a_reading_not_a_fault(device: ScriptedDevice) -> None:
     with open_device(device.url, driver="simulated") as driver:
-        start_output(driver)
+        start_output(driver, PLAN)
         measuring(device, 21_000)  # 5 % above: measurement noise and the output stage's accuracy
 
         assert wait_until(lambda: driver.counters.telemetry_readings >= 3, TIMEOUT_S)

@@ -13,32 +13,14 @@ from collections.abc import Iterator
 import pytest
 
 from sessionlog.hal import Driver, DriverState, HalError, SerialTransport, open_device
-from sessionlog.safety import LimitsEngine, StimulationPlan
 from sessionlog_drivers.simulated import protocol as wire
 from sessionlog_drivers.simulated.driver import SimulatedDriver
 from sessionlog_drivers.simulated.emulator import StimulatorEmulator
+from tests.hal.plans import ems_plan, start_output
 from tests.hal.scripted_device import TIMEOUT_S, ScriptedDevice, encode
 from tests.waiting import wait_until
 
-ENGINE = LimitsEngine()
-PLAN = StimulationPlan.model_validate(
-    {
-        "modality": "ems",
-        "duration_s": 600,
-        "electrode": {"body_site": "calf", "area_cm2": 50},
-        "channels": [
-            {"channel": c, "amplitude_ma": 20 + c, "pulse_width_us": 300, "frequency_hz": 40}
-            for c in (1, 2)
-        ],
-    }
-)
-
-
-def start_output(driver: Driver) -> None:
-    approved = ENGINE.approve(PLAN, capabilities=driver.capabilities).approved_plan
-    assert approved is not None
-    driver.apply(approved)
-    driver.start()
+PLAN = ems_plan(21, 22)
 
 
 @pytest.fixture(params=["simulated", "rehastim2"])
@@ -53,7 +35,7 @@ def driver(request: pytest.FixtureRequest) -> Iterator[Driver]:
 
 def test_the_status_is_read_from_the_device_through_each_state(driver: Driver) -> None:
     assert not driver.read_status().output_active
-    start_output(driver)
+    start_output(driver, PLAN)
     running = driver.read_status()
     assert running.output_active
     assert running.channels_active == frozenset({1, 2})
@@ -64,7 +46,7 @@ def test_the_status_is_read_from_the_device_through_each_state(driver: Driver) -
 
 def test_the_simulated_device_reports_what_each_channel_delivers() -> None:
     with open_device("sim://?channels=2&seed=4", driver="simulated") as driver:
-        start_output(driver)
+        start_output(driver, PLAN)
         status = driver.read_status()
         assert status.amplitudes_ua == {1: 21_000, 2: 22_000}
         assert status.conditions == ()
@@ -76,7 +58,7 @@ def test_the_simulated_device_reports_what_each_channel_delivers() -> None:
 def test_the_latest_telemetry_of_each_channel_is_kept() -> None:
     with open_device("sim://?channels=2&seed=4&telemetry_hz=100", driver="simulated") as driver:
         assert driver.latest_telemetry() == {}
-        start_output(driver)
+        start_output(driver, PLAN)
         assert wait_until(lambda: set(driver.latest_telemetry()) == {1, 2})
         latest = driver.latest_telemetry()
         assert abs(latest[1].current_ua - 21_000) <= 200
@@ -103,7 +85,7 @@ def test_output_the_host_does_not_know_of_is_a_fault() -> None:
 
     try:
         with open_device(device.url, driver="simulated") as driver:
-            start_output(driver)
+            start_output(driver, PLAN)
             driver.stop()
             device.answer = claim_output
             assert wait_until(lambda: driver.state is DriverState.FAULTED, TIMEOUT_S)
