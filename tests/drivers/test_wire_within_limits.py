@@ -40,6 +40,7 @@ from sessionlog.safety import (
     Waveform,
     standard_profile,
 )
+from sessionlog.safety.plan import UA_PER_MA
 from sessionlog_drivers.simulated import protocol as wire
 from tests.drivers.wire_dose import (
     PLAN_MODALITY,
@@ -288,11 +289,13 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     frequency = max(c.frequency_hz for c in requested)
     density = max(c.current_density_ma_per_cm2(area) for c in requested)
 
-    def ceilings() -> dict[str, float | None]:
+    def ceilings(microcurrent_only: bool) -> dict[str, float | None]:
         """Amplitude, pulse width and frequency ceilings, as both the site and the prescription
-        may set them (each layer draws its own)."""
+        may set them (each layer draws its own). A ceiling for microcurrent alone is below 1 mA:
+        a higher one is refused as a unit mix-up."""
+        highest_ua = UA_PER_MA - 1 if microcurrent_only else 1_000_000
         return {
-            "max_amplitude_ua": _bound(draw, amplitude, round, 0, 1_000_000),
+            "max_amplitude_ua": _bound(draw, amplitude, round, 0, highest_ua),
             "max_pulse_width_us": _bound(draw, width, round, 1, 10_000_000),
             "max_frequency_hz": _bound(draw, frequency, float, 0.001, 100_000.0),
         }
@@ -300,21 +303,22 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     site_policy = SitePolicy.model_validate(
         {
             modality.value: {
-                **ceilings(),
+                **ceilings(modality is Modality.MICROCURRENT),
                 "max_current_density_ma_per_cm2": _bound(draw, density, float, 0.001, 1e6),
             },
             "forbidden_body_sites": draw(_mostly(st.just([]), st.just(["lower_back"]))),
             "warnings_acknowledgeable": draw(_mostly(st.just(True), st.booleans())),
         }
     )
+    prescribed = draw(
+        st.sampled_from([None, ["ems"], ["microcurrent"], ["ems", "microcurrent"]])
+        if wild
+        else st.none()
+    )
     prescription = Prescription.model_validate(
         {
-            "modalities": draw(
-                st.sampled_from([None, ["ems"], ["microcurrent"], ["ems", "microcurrent"]])
-                if wild
-                else st.none()
-            ),
-            **ceilings(),
+            "modalities": prescribed,
+            **ceilings(modality is Modality.MICROCURRENT or prescribed == ["microcurrent"]),
         }
     )
     amplitudes = RANGES[modality].amplitude_ua

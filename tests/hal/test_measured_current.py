@@ -9,6 +9,7 @@ device is played over a real socket, so the test sets exactly what it "measures"
 from __future__ import annotations
 
 from sessionlog.hal import DriverState, open_device
+from sessionlog.safety import StimulationPlan
 from sessionlog_drivers.simulated import protocol as wire
 from tests.hal.plans import ems_plan, start_output
 from tests.hal.scripted_device import TIMEOUT_S, ScriptedDevice, encode
@@ -65,3 +66,33 @@ def test_a_current_within_the_tolerance_is_a_reading_not_a_fault(device: Scripte
         assert wait_until(lambda: driver.counters.telemetry_readings >= 3, TIMEOUT_S)
         assert driver.state is DriverState.RUNNING
         assert driver.latest_telemetry()[1].current_ua == 21_000
+
+
+MICROCURRENT_PLAN = StimulationPlan.model_validate(
+    {
+        "modality": "microcurrent",
+        "duration_s": 600,
+        "electrode": {"body_site": "forearm", "area_cm2": 10},
+        "channels": [{"channel": 1, "amplitude_ua": 20, "pulse_width_us": 500, "frequency_hz": 10}],
+    }
+)
+
+
+def test_a_fivefold_microcurrent_excess_faults_although_it_is_below_the_ems_margin(
+    device: ScriptedDevice,
+) -> None:
+    with open_device(device.url, driver="simulated") as driver:
+        start_output(driver, MICROCURRENT_PLAN)
+        measuring(device, 115)  # 95 µA over 20 µA: inside EMS's 100 µA margin, not microcurrent's
+
+        assert wait_until(lambda: driver.state is DriverState.FAULTED, TIMEOUT_S)
+        assert "channel 1 measures 115 µA where 20 µA was commanded" in (driver.fault_reason or "")
+
+
+def test_a_microcurrent_reading_within_its_margin_is_a_reading(device: ScriptedDevice) -> None:
+    with open_device(device.url, driver="simulated") as driver:
+        start_output(driver, MICROCURRENT_PLAN)
+        measuring(device, 31)  # 20 µA + 10 % + 10 µA is 32 µA
+
+        assert wait_until(lambda: driver.counters.telemetry_readings >= 3, TIMEOUT_S)
+        assert driver.state is DriverState.RUNNING

@@ -27,6 +27,7 @@ from sessionlog.safety import (
     StimulationPlan,
     Waveform,
 )
+from sessionlog.safety.plan import UA_PER_MA
 
 EMS_FORBIDDEN = {"head_transcranial", "eyes", "mouth", "neck_anterior", "chest_transthoracic"}
 USUAL_SITES = [s for s in BodySite if s.value not in EMS_FORBIDDEN]
@@ -136,9 +137,9 @@ def device_capabilities(draw: st.DrawFn) -> DeviceCapabilities:
 
 
 @st.composite
-def modality_policies(draw: st.DrawFn) -> ModalityPolicy:
+def modality_policies(draw: st.DrawFn, max_amplitude_ua: int = 150_000) -> ModalityPolicy:
     return ModalityPolicy(
-        max_amplitude_ua=draw(optional(st.integers(0, 150_000))),
+        max_amplitude_ua=draw(optional(st.integers(0, max_amplitude_ua))),
         max_frequency_hz=draw(optional(st.floats(0.1, 500.0))),
         max_pulse_width_us=draw(optional(st.integers(1, 2_000))),
         max_duration_s=draw(optional(st.integers(1, 4_000))),
@@ -150,7 +151,8 @@ def modality_policies(draw: st.DrawFn) -> ModalityPolicy:
 site_policies = st.builds(
     SitePolicy,
     ems=modality_policies(),
-    microcurrent=modality_policies(),
+    # A microcurrent ceiling of 1 mA or more is refused as a unit mix-up.
+    microcurrent=modality_policies(max_amplitude_ua=UA_PER_MA - 1),
     forbidden_body_sites=st.frozensets(st.sampled_from(BodySite), max_size=3),
     warnings_acknowledgeable=st.booleans(),
 )
@@ -160,9 +162,12 @@ site_policies = st.builds(
 def clients(draw: st.DrawFn) -> ClientContext:
     prescription = None
     if draw(st.booleans()):
+        modalities = draw(optional(st.lists(st.sampled_from(Modality), unique=True)))
+        # A prescription for microcurrent alone refuses a ceiling of 1 mA or more (a mix-up).
+        ceiling = UA_PER_MA - 1 if modalities == [Modality.MICROCURRENT] else 150_000
         prescription = Prescription(
-            modalities=draw(optional(st.lists(st.sampled_from(Modality), unique=True))),
-            max_amplitude_ua=draw(optional(st.integers(0, 150_000))),
+            modalities=modalities,
+            max_amplitude_ua=draw(optional(st.integers(0, ceiling))),
             max_frequency_hz=draw(optional(st.floats(0.1, 500.0))),
             max_pulse_width_us=draw(optional(st.integers(1, 2_000))),
             max_duration_s=draw(optional(st.integers(1, 4_000))),

@@ -61,6 +61,32 @@ def test_approved_plan_cannot_be_duplicated_around_the_engine(duplicate: object)
         duplicate(_approved())  # type: ignore[operator]
 
 
+def test_approved_plan_channels_cannot_be_replaced_or_added_after_approval() -> None:
+    approved = _approved(client=ClientContext(prescription=Prescription(max_amplitude_ua=30_000)))
+    louder = approved.plan.channels[0].model_copy(update={"amplitude_ua": 110_000})
+
+    with pytest.raises(TypeError):
+        approved.plan.channels[0] = louder  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        approved.plan.channels.append(louder)  # type: ignore[attr-defined]
+    assert approved.plan.channels[0].amplitude_ua == 20_000
+
+
+def test_a_plan_parsed_from_a_list_of_channels_holds_them_as_a_tuple() -> None:
+    plan = make_plan(Modality.EMS)
+    reparsed = type(plan).model_validate(plan.model_dump())
+
+    assert isinstance(reparsed.channels, tuple)
+    assert reparsed == plan
+
+
+def test_approved_plan_cannot_be_subclassed_to_forge_an_approval() -> None:
+    with pytest.raises(TypeError, match="cannot be subclassed"):
+
+        class Forged(ApprovedPlan):  # type: ignore[misc]
+            __slots__ = ()
+
+
 def test_refused_plan_has_no_approved_plan_and_verdict_serialises_without_it() -> None:
     verdict = ENGINE.approve(make_plan(Modality.EMS, amplitude_ua=130_000))
 

@@ -12,6 +12,7 @@ along a chain of changes where each approved change is the base of the next.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -36,7 +37,7 @@ from sessionlog.safety import (
     WarningCode,
     Waveform,
 )
-from sessionlog.safety.plan import MAX_REPRESENTABLE_AMPLITUDE_UA
+from sessionlog.safety.plan import MAX_REPRESENTABLE_AMPLITUDE_UA, UA_PER_MA
 
 from .plans import make_plan
 from .strategies import any_amplitude_ua, contexts, plans
@@ -125,8 +126,11 @@ def _positive_bound_of(value: float) -> st.SearchStrategy[float | None]:
     return st.none() if value <= 0 else st.none() | _at_least(value)
 
 
-def _representable(amplitude_ua: float) -> int:
-    return min(MAX_REPRESENTABLE_AMPLITUDE_UA, int(amplitude_ua))
+def _amplitude_ceiling(modality: Modality) -> Callable[[float], int]:
+    """A ceiling a site or prescription may state: representable, and for microcurrent below 1 mA
+    (a higher one is refused as a unit mix-up)."""
+    highest = UA_PER_MA - 1 if modality is Modality.MICROCURRENT else MAX_REPRESENTABLE_AMPLITUDE_UA
+    return lambda amplitude_ua: min(highest, int(amplitude_ua))
 
 
 @st.composite
@@ -163,7 +167,9 @@ def covering_contexts(draw: st.DrawFn, plan: StimulationPlan) -> dict[str, Any]:
     site_policy = None
     if draw(st.booleans()):
         rules = ModalityPolicy(
-            max_amplitude_ua=draw(st.none() | _at_least(max(amplitudes)).map(_representable)),
+            max_amplitude_ua=draw(
+                st.none() | _at_least(max(amplitudes)).map(_amplitude_ceiling(plan.modality))
+            ),
             max_frequency_hz=max(c.frequency_hz for c in channels),
             max_pulse_width_us=max(c.pulse_width_us for c in channels),
             max_duration_s=plan.duration_s,
@@ -180,7 +186,9 @@ def covering_contexts(draw: st.DrawFn, plan: StimulationPlan) -> dict[str, Any]:
         client = ClientContext(
             prescription=Prescription(
                 modalities=[plan.modality],
-                max_amplitude_ua=draw(st.none() | _at_least(max(amplitudes)).map(_representable)),
+                max_amplitude_ua=draw(
+                    st.none() | _at_least(max(amplitudes)).map(_amplitude_ceiling(plan.modality))
+                ),
                 max_frequency_hz=max(c.frequency_hz for c in channels),
                 max_pulse_width_us=max(c.pulse_width_us for c in channels),
                 max_duration_s=plan.duration_s,

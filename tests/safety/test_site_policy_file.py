@@ -76,12 +76,18 @@ def test_empty_policy_restricts_nothing_beyond_the_defaults(tmp_path: Path) -> N
         ("[microcurrent]\nmax_frequency_hz = -1\n", "microcurrent.max_frequency_hz"),
         ('forbidden_body_sites = ["elbow"]\n', "forbidden_body_sites"),
         ("[tens]\nmax_amplitude_ma = 1\n", "tens"),
+        # A value in µA given in mA: it would restrict nothing, so it is refused as a mix-up.
+        ("[microcurrent]\nmax_amplitude_ma = 600\n", "microcurrent: Value error, a microcurrent"),
+        # Too large for any current (and for the float conversion): an error, not a traceback.
+        ("[ems]\nmax_amplitude_ma = 1e306\n", "ems: Value error, max_amplitude_ma must be at most"),
+        ('{"ems": {"max_amplitude_ma": 1' + "0" * 400 + "}}", "ems: Value error"),
+        ("[ems]\nmax_amplitude_ua = 2000000\n", "ems.max_amplitude_ua"),
     ],
 )
 def test_bad_field_error_names_the_file_and_the_field(
     tmp_path: Path, text: str, field: str
 ) -> None:
-    path = _write(tmp_path, "site.toml", text)
+    path = _write(tmp_path, "site.json" if text.startswith("{") else "site.toml", text)
     with pytest.raises(SitePolicyError) as raised:
         load_site_policy(path)
     message = str(raised.value)

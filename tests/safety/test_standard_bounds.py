@@ -220,6 +220,39 @@ CASES: list[BoundCase] = [
         common={"waveform": "dc"},
     ),
     BoundCase(
+        # One-way pulses at half duty carry half their amplitude as DC: the DC bound holds for
+        # it whatever the waveform is called.
+        "microcurrent-dc-component-of-monophasic-pulses-100-uA",
+        MC,
+        C.DC_AMPLITUDE_ABOVE_MAX,
+        100,
+        at={"amplitude_ua": 200},
+        inside={"amplitude_ua": 198},
+        outside={"amplitude_ua": 202},
+        common={
+            "phase_type": "monophasic",
+            "polarity": "positive",
+            "pulse_width_us": 500_000,
+            "frequency_hz": 1.0,
+        },
+    ),
+    BoundCase(
+        # At a duty of 1 one-way pulses are DC outright, so they meet the DC waveform's bound.
+        "microcurrent-monophasic-pulses-at-full-duty-are-dc-100-uA",
+        MC,
+        C.DC_AMPLITUDE_ABOVE_MAX,
+        100,
+        at={"amplitude_ua": 100},
+        inside={"amplitude_ua": 99},
+        outside={"amplitude_ua": 101},
+        common={
+            "phase_type": "monophasic",
+            "polarity": "positive",
+            "pulse_width_us": 1_000_000,
+            "frequency_hz": 1.0,
+        },
+    ),
+    BoundCase(
         "microcurrent-dc-density-0.2-mA-per-cm2",
         MC,
         C.DC_CURRENT_DENSITY_ABOVE_MAX,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from sessionlog.safety import LimitsEngine, Modality, ViolationCode
+from sessionlog.safety import LimitsEngine, Modality, Prescription, ViolationCode
 
 from .plans import codes, make_plan, only
 
@@ -73,3 +73,45 @@ def test_ems_amplitude_given_in_ua_as_120000_is_the_same_as_120_ma() -> None:
 def test_a_plan_giving_the_amplitude_in_both_units_is_not_a_plan() -> None:
     with pytest.raises(ValidationError, match="not both"):
         make_plan(Modality.EMS, amplitude_ma=30, amplitude_ua=30_000)
+
+
+@pytest.mark.parametrize("amplitude_ma", [1e306, 10**400, 1001])
+def test_an_amplitude_in_ma_too_large_to_mean_anything_is_a_validation_error(
+    amplitude_ma: float,
+) -> None:
+    with pytest.raises(ValidationError, match="at most 1000 mA"):
+        make_plan(Modality.EMS, amplitude_ma=amplitude_ma)
+
+
+@pytest.mark.parametrize("amplitude_ma", [-1e-10, -0.0004, -1])
+def test_a_negative_amplitude_in_ma_is_refused_even_when_it_rounds_to_zero(
+    amplitude_ma: float,
+) -> None:
+    with pytest.raises(ValidationError, match="must not be negative"):
+        make_plan(Modality.EMS, amplitude_ma=amplitude_ma)
+
+
+def test_a_boolean_is_not_an_amplitude_in_ua() -> None:
+    with pytest.raises(ValidationError, match="not a boolean"):
+        make_plan(Modality.MICROCURRENT, amplitude_ua=True)
+
+
+@pytest.mark.parametrize("ceiling", [{"max_amplitude_ma": 300}, {"max_amplitude_ua": 1000}])
+def test_a_microcurrent_prescription_ceiling_of_1_ma_or_more_is_a_mixup(
+    ceiling: dict[str, int],
+) -> None:
+    with pytest.raises(ValidationError, match="most likely a value in µA given in mA"):
+        Prescription.model_validate({"modalities": ["microcurrent"], **ceiling})
+
+
+def test_a_prescription_ceiling_for_both_modalities_may_be_in_the_ems_range() -> None:
+    prescription = Prescription.model_validate(
+        {"modalities": ["ems", "microcurrent"], "max_amplitude_ma": 30}
+    )
+    assert prescription.max_amplitude_ua == 30_000
+    assert (
+        Prescription.model_validate(
+            {"modalities": ["microcurrent"], "max_amplitude_ua": 999}
+        ).max_amplitude_ua
+        == 999
+    )

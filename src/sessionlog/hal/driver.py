@@ -17,6 +17,7 @@ by exactly one thread and every frame dispatched the same way whichever thread r
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -26,7 +27,7 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from operator import attrgetter
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import ClassVar, Self, TypeVar
 
 from sessionlog.hal.errors import (
@@ -39,7 +40,7 @@ from sessionlog.hal.errors import (
 )
 from sessionlog.hal.transport import SerialSettings, SerialTransport
 from sessionlog.safety.capabilities import DeviceCapabilities
-from sessionlog.safety.plan import ChannelPlan, StimulationPlan
+from sessionlog.safety.plan import ChannelPlan, Modality, StimulationPlan
 from sessionlog.safety.verdict import ApprovedPlan
 
 logger = logging.getLogger(__name__)
@@ -156,6 +157,11 @@ class _StopConfirmation:
     deadline: float
 
 
+class _OvertakenByEmergencyStopError(Exception):
+    """Raised by ``_request`` instead of writing a frame of a command an emergency stop overtook:
+    a command of several frames must not carry on past the stop (it might start output again)."""
+
+
 def _same(new: object, old: object) -> bool:
     return new is old or new == old
 
@@ -232,7 +238,11 @@ class Driver(ABC):
     overcurrent_tolerance: ClassVar[float] = 0.10
     """A measured current above the commanded amplitude by more than this share (and more than
     ``overcurrent_floor_ua``) is output nobody approved: a fault, whatever its cause."""
-    overcurrent_floor_ua: ClassVar[int] = 100
+    overcurrent_floor_ua: ClassVar[Mapping[Modality, int]] = MappingProxyType(
+        {Modality.EMS: 100, Modality.MICROCURRENT: 10}
+    )
+    """Per modality of the plan the device holds (the smallest when it holds none): a fixed
+    margin fit for EMS would hide a fivefold excess on a 20 µA microcurrent channel."""
     parked_recheck_s: ClassVar[float] = 0.005
     """How long the reader thread stays parked after the last waiting request is done before it
     reads again. Requests do not wake it: under a stream of commands that would cost a thread
@@ -261,6 +271,9 @@ class Driver(ABC):
         self._emergency_stops = 0
         """Emergency stops made, counted under the state lock, so a command sees one that
         overtook it."""
+        self._voidable_command: tuple[int, int] | None = None
+        """(thread, emergency stops when it began) of the command in progress that an emergency
+        stop would undo; ``_request`` writes no further frame of it once a stop overtook it."""
         self._identity: DeviceIdentity | None = None
         self._capabilities: DeviceCapabilities | None = None
         self._approved: ApprovedPlan | None = None
@@ -368,6 +381,13 @@ class Driver(ABC):
         if self._state in (DriverState.FAULTED, DriverState.CLOSED):
             raise DeviceFaultError(self._fault_reason or f"driver is {self._state}")
         self._refuse_on_reading_thread(operation)
+        voidable = self._voidable_command
+        if (
+            voidable is not None
+            and voidable[0] == threading.get_ident()
+            and voidable[1] != self._emergency_stops
+        ):
+            raise _OvertakenByEmergencyStopError(operation)
         waiter = _Waiter()
         with self._input:
             self._waiters[key] = waiter
@@ -502,7 +522,15 @@ class Driver(ABC):
                 raise
             raise HalError(f"handshake with {self._transport.url} failed: {error}") from error
         self._identity, self._capabilities = identity, capabilities
-        self._set_state(DriverState.READY)
+        with self._state_lock:
+            if self._state is DriverState.DISCONNECTED:
+                self._state = DriverState.READY
+            reason = self._fault_reason
+        if reason is not None:
+            # The reader dispatched a device fault or garbage during the handshake: the device
+            # answered, yet it is not one to use.
+            self.close()
+            raise DeviceFaultError(f"handshake with {self._transport.url} failed: {reason}")
         self._heartbeat = threading.Thread(
             target=self._heartbeat_loop, name=f"{self.name}-heartbeat", daemon=True
         )
@@ -551,15 +579,21 @@ class Driver(ABC):
         )
 
     def start(self) -> None:
-        running = self._approved
-        if running is None:
-            raise InvalidStateError("apply an approved plan before start()")
         self._command(
             "start",
             {DriverState.CONFIGURED},
-            lambda: self._start(running.plan),
+            lambda: self._start(self._held_plan().plan),
             DriverState.RUNNING,
+            check=self._held_plan,
         )
+
+    def _held_plan(self) -> ApprovedPlan:
+        """The plan the device holds; read under the command lock, so that a command uses the
+        plan of the last command before it, not one an ``apply`` in progress is replacing."""
+        held = self._approved
+        if held is None:
+            raise InvalidStateError("no plan applied: apply an approved plan first")
+        return held
 
     def set_amplitude(self, approved: ApprovedPlan, channel: int) -> None:
         """Change one channel's amplitude to the value in ``approved`` (a re-approved live change).
@@ -569,23 +603,30 @@ class Driver(ABC):
         out the site policy or the prescription would otherwise let a change past the limits the
         running plan was held to."""
         self._check_approval(approved)
-        running = self._approved
-        if running is None:
-            raise InvalidStateError("no plan applied")
-        _check_same_context(approved, running)
-        plan = running.plan
-        if _alters_more_than_amplitude(approved.plan, plan, channel):
-            raise PlanNotApprovedError(
-                f"the approved change alters more than channel {channel}'s amplitude"
-            )
-        amplitude_ua = approved.plan.channel(channel).amplitude_ua
+        try:
+            amplitude_ua = approved.plan.channel(channel).amplitude_ua
+        except KeyError:
+            raise PlanNotApprovedError(f"channel {channel} is not in the approved plan") from None
         self._check_encodable(approved.plan)
+
+        def check() -> None:
+            # Against the plan the device holds when the command runs: two changes approved
+            # against the same plan on different channels were each approved, never together.
+            running = self._held_plan()
+            _check_same_context(approved, running)
+            if _alters_more_than_amplitude(approved.plan, running.plan, channel):
+                raise PlanNotApprovedError(
+                    f"the approved change alters more than channel {channel}'s amplitude of the "
+                    "plan the device holds; approve it on driver.applied_plan"
+                )
+
         self._command(
             f"set channel {channel} to {amplitude_ua} µA",
             OUTPUT_STATES,
             lambda: self._set_amplitude(approved.plan, channel, amplitude_ua),
             None,
             on_success=lambda: self._hold(approved),
+            check=check,
         )
 
     def _hold(self, approved: ApprovedPlan) -> None:
@@ -614,11 +655,15 @@ class Driver(ABC):
         ``reply_timeout_s``, and faults the driver if not: a stop lost on the line must not
         leave the host believing output is off while its heartbeat keeps the device going."""
         self._expect_stop_acknowledgement()
-        # Counted before the write: a command whose refusal or acknowledgement comes back the
-        # moment the stop is on the line must already see that a stop overtook it.
+        # Counted, and STOPPED entered, before the write and together: a command whose refusal
+        # or acknowledgement comes back the moment the stop is on the line must already see that
+        # a stop overtook it, and a command beginning now must see both or neither (seeing only
+        # the count, it would take the stop for an older one and undo it).
         with self._state_lock:
             self._emergency_stops += 1
             self._last_emergency_stop = time.monotonic()
+            if self._state not in (DriverState.FAULTED, DriverState.CLOSED):
+                self._state = DriverState.STOPPED
         try:
             self._transport.write(self._emergency_stop_frame())
         except Exception as error:
@@ -626,17 +671,15 @@ class Driver(ABC):
                 "emergency stop could not be written to %s: %s", self._transport.url, error
             )
             self._fail(f"emergency stop could not be written: {error}", write_stop=False)
-            return
-        with self._state_lock:
-            if self._state not in (DriverState.FAULTED, DriverState.CLOSED):
-                self._state = DriverState.STOPPED
 
     def close(self) -> None:
         """Stop output if it is on, stop the threads and release the port. Safe to call twice."""
         with self._state_lock:
             if self._state is DriverState.CLOSED:
                 return
-            was_active = self._state in OUTPUT_STATES
+            # A command in progress may be one (start, resume) whose frame is on the line and
+            # whose reply is not in yet: output may be on although the state does not say so.
+            was_active = self._state in OUTPUT_STATES or self._command_lock.locked()
             self._state = DriverState.CLOSED
         self._shutdown.set()
         with self._input:
@@ -666,7 +709,7 @@ class Driver(ABC):
     # ------------------------------------------------------------------ the fail-safe core
 
     def _check_approval(self, approved: object) -> None:
-        if not isinstance(approved, ApprovedPlan):
+        if type(approved) is not ApprovedPlan:
             raise PlanNotApprovedError(
                 f"drivers accept only plans approved by the limits engine, not {type(approved).__name__}"
             )
@@ -676,11 +719,6 @@ class Driver(ABC):
                 "capabilities=driver.capabilities"
             )
 
-    def _set_state(self, state: DriverState) -> None:
-        with self._state_lock:
-            if self._state not in (DriverState.FAULTED, DriverState.CLOSED):
-                self._state = state
-
     def _command(
         self,
         operation: str,
@@ -689,11 +727,14 @@ class Driver(ABC):
         new_state: DriverState | None,
         *,
         on_success: Callable[[], None] | None = None,
+        check: Callable[[], object] | None = None,
         concerns_output: bool = True,
     ) -> None:
         """Do ``operation`` by running ``action``; enter ``new_state`` and call ``on_success``
-        only if it took effect (``concerns_output=False`` for a command, such as a status read,
-        that an emergency stop does not undo).
+        only if it took effect. ``check`` runs first, under the command lock, and what it raises
+        reaches the caller as it is (a refusal before anything is written is no fault).
+        ``concerns_output=False`` is for a command, such as a status read, that an emergency
+        stop does not undo.
 
         Returning normally means that the operation took effect and that the driver is still in
         charge of the output, so a caller may record it (``apply`` and ``set_amplitude`` keep the
@@ -702,22 +743,34 @@ class Driver(ABC):
         lost heartbeat, and the driver then wrote the emergency stop and faulted; or ``close``
         was called; or an emergency stop was written past the command lock. The device's
         acknowledgement may still arrive after that and match the request, yet what it
-        acknowledges was undone by the stop, so the operation raises then instead (an emergency
-        stop voids only what concerns output: a plan loaded while output is off stays loaded).
-        The state is checked, and ``new_state`` entered, under the state lock, so no fault,
-        close or emergency stop falls between the check and the change of state.
+        acknowledges was undone by the stop (which also clears a device's configuration), so the
+        operation raises then instead, and a command of several frames writes none after the
+        stop. Only a stop is not voided by an emergency stop: it has what it asked for. The
+        state and the count of emergency stops are read together under the state lock, where an
+        emergency stop changes both, and ``new_state`` is entered there too, so no fault, close
+        or emergency stop falls between the check and the change of state.
         """
         self._refuse_on_reading_thread(operation)
         with self._command_lock:
-            state = self._state
-            emergency_stops = self._emergency_stops
+            with self._state_lock:
+                state = self._state
+                emergency_stops = self._emergency_stops
             if state is DriverState.FAULTED:
                 raise DeviceFaultError(self._fault_reason or "unknown")
             if state not in allowed:
                 raise InvalidStateError(f"{operation} is not possible in state {state}")
+            if check is not None:
+                check()
+            voidable = concerns_output and new_state is not DriverState.STOPPED
+            overtaken = InvalidStateError(
+                f"{operation} is void: an emergency stop was made while it was in progress, and "
+                "output stays stopped"
+            )
             closed = InvalidStateError(
                 f"{operation} is void: the driver was closed while it was in progress"
             )
+            if voidable:
+                self._voidable_command = (threading.get_ident(), emergency_stops)
             try:
                 action()
             except Exception as error:
@@ -725,8 +778,10 @@ class Driver(ABC):
                     # ``close`` stopped the output and released the port under the request: the
                     # failure is the close, not a fault of the device or the link.
                     raise closed from error
+                if isinstance(error, _OvertakenByEmergencyStopError):
+                    raise overtaken from None
                 if (
-                    concerns_output
+                    voidable
                     and isinstance(error, DeviceRefusedError)
                     and self._emergency_stops != emergency_stops
                 ):
@@ -741,6 +796,8 @@ class Driver(ABC):
                 reason = f"{operation} failed: {error}"
                 self._fail(reason)
                 raise DeviceFaultError(reason) from error
+            finally:
+                self._voidable_command = None
             with self._state_lock:
                 if self._state is DriverState.FAULTED:
                     raise DeviceFaultError(
@@ -749,15 +806,8 @@ class Driver(ABC):
                     )
                 if self._state is DriverState.CLOSED:
                     raise closed
-                if (
-                    concerns_output
-                    and self._emergency_stops != emergency_stops
-                    and (new_state is None or new_state in OUTPUT_STATES)
-                ):
-                    raise InvalidStateError(
-                        f"{operation} is void: an emergency stop was made while it was in "
-                        "progress, and output stays stopped"
-                    )
+                if voidable and self._emergency_stops != emergency_stops:
+                    raise overtaken
                 if new_state is not None:
                     self._state = new_state
                 if on_success is not None:
@@ -785,7 +835,9 @@ class Driver(ABC):
                 listener(event)
             except Exception:
                 logger.exception("a driver listener raised; it is not called again")
-                self._listeners.remove(listener)
+                # Another thread may have removed it already (the same event on two threads).
+                with contextlib.suppress(ValueError):
+                    self._listeners.remove(listener)
 
     def _read_loop(self) -> None:
         """The reader thread: reads the port whenever no request waits for a reply (a waiting
@@ -832,7 +884,9 @@ class Driver(ABC):
         """Reading the port (or decoding, or dispatching what was read) failed: fail safe, unless
         the driver is shutting down and closed the port under the read itself."""
         if not self._shutdown.is_set():
-            self._fail(f"link lost: {error}", write_stop=not isinstance(error, HalError))
+            # The stop is tried even when reading failed: the line towards the device may still
+            # carry it (a half-closed socket, a receive error), and a failed write costs nothing.
+            self._fail(f"link lost: {error}")
 
     def _note_malformed(self, count: int) -> None:
         now = time.monotonic()
@@ -879,6 +933,8 @@ class Driver(ABC):
         if time.monotonic() - self._last_emergency_stop < self.reply_timeout_s:
             return
         state, running = self._state, self._approved
+        floors = self.overcurrent_floor_ua
+        floor = floors[running.plan.modality] if running is not None else min(floors.values())
         if state is DriverState.RUNNING and running is not None:
             commanded = next(
                 (c.amplitude_ua for c in running.plan.channels if c.channel == reading.channel), 0
@@ -887,7 +943,7 @@ class Driver(ABC):
             commanded = 0
         else:
             return
-        bound = commanded * (1 + self.overcurrent_tolerance) + self.overcurrent_floor_ua
+        bound = commanded * (1 + self.overcurrent_tolerance) + floor
         if reading.current_ua > bound:
             self._fail(
                 f"channel {reading.channel} measures {reading.current_ua} µA where "
@@ -912,18 +968,25 @@ class Driver(ABC):
     def _expect_stop_acknowledgement(self) -> None:
         """Before an emergency stop is written: wait (on the heartbeat thread) for its reply.
 
-        One confirmation is pending at a time; a further stop before the reply shares it, since
-        any acknowledgement of the stop shows that the device stopped."""
+        One confirmation is pending at a time. A further stop before the reply shares it: the
+        device answers in order, so no command can have started output again between the two,
+        and the reply shows that the device stopped. A stop after the reply came (and before the
+        heartbeat looked at it) gets a confirmation of its own, once the earlier reply is judged:
+        the device may have been started again since, and this stop may be the one lost."""
         key = self._emergency_stop_reply_key()
         if key is None:
             return
         with self._input:
-            if self._stop_confirmation is None:
-                waiter = _Waiter()
-                self._waiters[key] = waiter
-                self._stop_confirmation = _StopConfirmation(
-                    key, waiter, time.monotonic() + self.reply_timeout_s
-                )
+            answered = self._stop_confirmation
+            if answered is not None and answered.waiter.reply is None:
+                return
+            waiter = _Waiter()
+            self._waiters[key] = waiter
+            self._stop_confirmation = _StopConfirmation(
+                key, waiter, time.monotonic() + self.reply_timeout_s
+            )
+        if answered is not None:
+            self._judge_stop_reply(answered.waiter.reply)
 
     def _check_stop_acknowledgement(self) -> None:
         """Fault the driver if the pending emergency stop was refused or not acknowledged in time."""
@@ -937,6 +1000,10 @@ class Driver(ABC):
             self._stop_confirmation = None
             if self._waiters.get(pending.key) is pending.waiter:
                 del self._waiters[pending.key]
+        self._judge_stop_reply(reply)
+
+    def _judge_stop_reply(self, reply: Reply | None) -> None:
+        """Fault on an emergency stop's missing (``None``, past its deadline) or refused reply."""
         if reply is None:
             self.counters.reply_timeouts += 1
             self._fail(

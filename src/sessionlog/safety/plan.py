@@ -13,7 +13,7 @@ import math
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sessionlog.fields import ShortText
 
@@ -22,6 +22,9 @@ UA_PER_MA = 1000
 MIN_ELECTRODE_AREA_CM2 = 0.01
 """1 mm². Densities divide by the area; a smaller electrode is not a real one, and an area near zero
 would make every density infinite."""
+
+MAX_CHANNELS = 64
+"""Output channels a plan may use (numbered 1 to 64)."""
 
 MAX_REPRESENTABLE_AMPLITUDE_UA = 1_000_000
 """1 A. Not a safety limit (that is the limits engine's job) but the edge of what any record can mean;
@@ -118,6 +121,9 @@ def current_to_ua(data: dict[str, Any], prefix: str) -> dict[str, Any]:
         raise ValueError(f"give {ua_key} or {ma_key}, not both")
     if not has_ua and not has_ma:
         raise ValueError(f"{ua_key} or {ma_key} is required (the unit must be explicit)")
+    if isinstance(data.get(ua_key), bool):
+        # JSON true is not a current; pydantic would read it as 1 µA.
+        raise ValueError(f"{ua_key} must be a whole number of microamperes, not a boolean")
     if ma_key not in data:
         return data  # already in µA, as every plan the service itself builds
     out = {k: v for k, v in data.items() if k != ma_key}
@@ -125,8 +131,16 @@ def current_to_ua(data: dict[str, Any], prefix: str) -> dict[str, Any]:
         value_ma = data[ma_key]
         if isinstance(value_ma, bool) or not isinstance(value_ma, int | float):
             raise ValueError(f"{ma_key} must be a number")
-        if not math.isfinite(value_ma):
+        if isinstance(value_ma, float) and not math.isfinite(value_ma):
             raise ValueError(f"{ma_key} must be finite")
+        if value_ma < 0:
+            raise ValueError(f"{ma_key} must not be negative")
+        if value_ma > MAX_REPRESENTABLE_AMPLITUDE_UA / UA_PER_MA:
+            # Refused here rather than by the µA field's bound: a value this large would overflow
+            # the conversion below (an int beyond a float's range, or an infinite product).
+            raise ValueError(
+                f"{ma_key} must be at most {MAX_REPRESENTABLE_AMPLITUDE_UA // UA_PER_MA} mA"
+            )
         value_ua = value_ma * UA_PER_MA
         if abs(value_ua - round(value_ua)) > 1e-6:
             raise ValueError(f"{ma_key}={value_ma} is not a whole number of microamperes")
@@ -134,12 +148,24 @@ def current_to_ua(data: dict[str, Any], prefix: str) -> dict[str, Any]:
     return out
 
 
+def check_microcurrent_ceiling(max_amplitude_ua: int | None, prefix: str) -> None:
+    """Refuse a microcurrent ceiling of 1 mA or more: microcurrent is below 1 mA by definition, so
+    such a ceiling restricts nothing and is almost certainly a value in µA given in mA (the 1000×
+    mix-up a plan's amplitude is refused for, here in the layer meant to narrow it)."""
+    if max_amplitude_ua is None or max_amplitude_ua < UA_PER_MA:
+        return
+    raise ValueError(
+        f"a microcurrent {prefix} of {max_amplitude_ua} µA is not below 1 mA, so it would "
+        f"restrict nothing: most likely a value in µA given in mA (give {prefix}_ua, below 1000)"
+    )
+
+
 class ChannelPlan(BaseModel):
     """One output channel's parameters. Time fields carry their unit in the name."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    channel: int = Field(ge=1, le=64, description="1-based output channel number")
+    channel: int = Field(ge=1, le=MAX_CHANNELS, description="1-based output channel number")
     amplitude_ua: int = Field(
         ge=0,
         le=MAX_REPRESENTABLE_AMPLITUDE_UA,
@@ -182,12 +208,12 @@ class Prescription(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    modalities: list[Modality] | None = None
+    modalities: tuple[Modality, ...] | None = None
     max_amplitude_ua: int | None = Field(default=None, ge=0, le=MAX_REPRESENTABLE_AMPLITUDE_UA)
     max_frequency_hz: float | None = Field(default=None, gt=0, le=100_000, allow_inf_nan=False)
     max_pulse_width_us: int | None = Field(default=None, gt=0, le=10_000_000)
     max_duration_s: int | None = Field(default=None, gt=0, le=86_400)
-    allowed_body_sites: list[BodySite] | None = None
+    allowed_body_sites: tuple[BodySite, ...] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -198,8 +224,20 @@ class Prescription(BaseModel):
             return current_to_ua(data, "max_amplitude")
         return data
 
+    @model_validator(mode="after")
+    def _microcurrent_ceiling_below_1_ma(self) -> Self:
+        if self.modalities and set(self.modalities) == {Modality.MICROCURRENT}:
+            check_microcurrent_ceiling(self.max_amplitude_ua, "max_amplitude")
+        return self
 
-ChannelList = Annotated[list[ChannelPlan], Field(min_length=1, max_length=64)]
+
+ChannelList = Annotated[
+    tuple[ChannelPlan, ...],
+    Field(json_schema_extra={"minItems": 1, "maxItems": MAX_CHANNELS}),
+]
+"""A tuple, so that a plan (and the ApprovedPlan holding it) cannot be changed after approval. Its
+length is checked by the plan (``_channel_count``), after the channels themselves: pydantic's own
+tuple length check would add a spurious "too short" error to every invalid channel."""
 
 
 class StimulationPlan(BaseModel):
@@ -212,6 +250,13 @@ class StimulationPlan(BaseModel):
     duration_s: int = Field(gt=0, le=86_400, description="Planned session duration in seconds")
     electrode: ElectrodePlacement
     program_name: ShortText | None = None
+
+    @field_validator("channels")
+    @classmethod
+    def _channel_count(cls, channels: tuple[ChannelPlan, ...]) -> tuple[ChannelPlan, ...]:
+        if not 1 <= len(channels) <= MAX_CHANNELS:
+            raise ValueError(f"a plan has 1 to {MAX_CHANNELS} channels, not {len(channels)}")
+        return channels
 
     @model_validator(mode="after")
     def _channels_unique(self) -> Self:

@@ -13,9 +13,15 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sessionlog.safety.plan import BodySite, Modality, current_to_ua
+from sessionlog.safety.plan import (
+    MAX_REPRESENTABLE_AMPLITUDE_UA,
+    BodySite,
+    Modality,
+    check_microcurrent_ceiling,
+    current_to_ua,
+)
 
 
 class SitePolicyError(ValueError):
@@ -27,7 +33,7 @@ class ModalityPolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_amplitude_ua: int | None = Field(default=None, ge=0)
+    max_amplitude_ua: int | None = Field(default=None, ge=0, le=MAX_REPRESENTABLE_AMPLITUDE_UA)
     max_frequency_hz: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     max_pulse_width_us: int | None = Field(default=None, gt=0)
     max_duration_s: int | None = Field(default=None, gt=0)
@@ -56,6 +62,12 @@ class SitePolicy(BaseModel):
     """Sites forbidden at this site for every modality, in addition to the standard ones."""
     warnings_acknowledgeable: bool = True
     """Whether a practitioner's acknowledgement may clear a warning; if false, warnings block."""
+
+    @field_validator("microcurrent")
+    @classmethod
+    def _microcurrent_ceiling_below_1_ma(cls, policy: ModalityPolicy) -> ModalityPolicy:
+        check_microcurrent_ceiling(policy.max_amplitude_ua, "max_amplitude")
+        return policy
 
     def for_modality(self, modality: Modality) -> ModalityPolicy:
         return self.ems if modality is Modality.EMS else self.microcurrent

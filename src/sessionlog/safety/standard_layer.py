@@ -81,17 +81,6 @@ def _check_amplitude(
             f"{format_current(guard.value)}.",
             guard.source,
         )
-    dc_limit = profile.max_dc_amplitude_ua
-    if dc_limit is not None and channel.waveform is Waveform.DC:
-        found.check_max(
-            ViolationCode.DC_AMPLITUDE_ABOVE_MAX,
-            f"{path}.amplitude_ua",
-            f"Channel {channel.channel} DC amplitude",
-            amplitude_ua,
-            dc_limit.value,
-            format_current,
-            source=dc_limit.source,
-        )
 
 
 def _check_timing(
@@ -198,7 +187,9 @@ _DOSE_MAXIMA = (
 """Dose figures every profile bounds: (code, figure, the profile's limit, subject, format)."""
 
 
-def _check_dose(found: Findings, profile: StandardProfile, dose: PlanDose, index: int) -> None:
+def _check_dose(
+    found: Findings, profile: StandardProfile, plan_channel: ChannelPlan, dose: PlanDose, index: int
+) -> None:
     # Each figure is compared before its field path and subject are worded: this runs for every
     # channel of every approval and every live change, and nearly every figure is within bounds.
     figures = dose.channels[index]
@@ -228,6 +219,22 @@ def _check_dose(found: Findings, profile: StandardProfile, dose: PlanDose, index
                 fmt,
                 source=limit.source,
             )
+    dc_limit = profile.max_dc_amplitude_ua
+    if dc_limit is not None and is_above(figures.dc_current_ua, dc_limit.value):
+        # The bound holds for the direct current a channel delivers, whatever its waveform is
+        # called: one-way pulses carry their mean as DC, and at a duty of 1 they are DC outright.
+        is_dc = plan_channel.waveform is Waveform.DC
+        found.check_max(
+            ViolationCode.DC_AMPLITUDE_ABOVE_MAX,
+            f"channels[{index}].amplitude_ua" if is_dc else f"{path}.dc_current_ua",
+            f"Channel {number} DC amplitude"
+            if is_dc
+            else f"Channel {number} DC component (mean current of one-way pulses)",
+            figures.dc_current_ua,
+            dc_limit.value,
+            format_current,
+            source=dc_limit.source,
+        )
     warning = profile.current_density_warning_ma_per_cm2
     if is_above(figures.current_density_ma_per_cm2, warning.value):
         found.warn_above(
@@ -261,7 +268,7 @@ def check_standard_layer(
         if every_check:
             _check_timing(found, profile, channel, path, plan.duration_s)
             _check_pulse_fits_period(found, channel, path, dose.channels[index].pulse_duration_us)
-        _check_dose(found, profile, dose, index)
+        _check_dose(found, profile, channel, dose, index)
     if not every_check:
         return found
     found.check_max(

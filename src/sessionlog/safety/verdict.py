@@ -156,6 +156,11 @@ class ApprovedPlan:
         initialise(self, "_client", client)
         initialise(self, "_acknowledged_warnings", acknowledged_warnings)
 
+    def __init_subclass__(cls, **kwargs: object) -> NoReturn:
+        # A subclass could skip the token check and answer with any plan while passing
+        # ``isinstance``; drivers also check the exact type.
+        raise TypeError("ApprovedPlan cannot be subclassed: only the limits engine approves plans")
+
     def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError("an ApprovedPlan is immutable")
 
