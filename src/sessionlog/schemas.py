@@ -7,15 +7,18 @@ can be written; output models are built from table rows with ``from_attributes``
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
+import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from sqlmodel import SQLModel
 
-from sessionlog.fields import Code, LongText, RecordId, ShortText, UTCTimestamp
+from sessionlog.fields import Code, LongText, RecordId, ShortText, SingleLine, UTCTimestamp
 from sessionlog.safety.dose import PlanDose
 from sessionlog.safety.plan import ChannelPlan, Modality, Prescription, StimulationPlan
 from sessionlog.safety.screening import Contraindication, ContraindicationOverride
 from sessionlog.safety.verdict import Layer, SafetyWarning, Violation, WarningCode
+from sessionlog.store.models import Client, Device, Program, User
 
 Role = Literal["practitioner", "integrator", "analyst", "admin"]
 RecordedStatus = Literal["completed", "stopped", "aborted"]
@@ -28,6 +31,52 @@ class _Input(BaseModel):
 
 class _Public(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+def _drop_null_where_refused(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """Publish the update rule in OpenAPI: a field that refuses ``null`` is not shown as nullable."""
+    refused: frozenset[str] = getattr(model, "null_refused", frozenset())
+    for name, prop in schema.get("properties", {}).items():
+        if name not in refused or "anyOf" not in prop:
+            continue
+        kept = [option for option in prop.pop("anyOf") if option != {"type": "null"}]
+        prop.pop("default", None)
+        if len(kept) == 1:
+            prop.update(kept[0])
+        else:
+            prop["anyOf"] = kept
+
+
+class _Update(_Input):
+    """A partial update (PATCH): a field left out keeps its value, ``null`` empties it.
+
+    Only a field whose column in ``row`` may hold NULL can be emptied. Any other field (a NOT NULL
+    column, or a value without a column of its own, like a password) refuses ``null`` here with a
+    422 naming it; otherwise the write would fail in the database, as a conflict without a field or
+    as a server error, after the request had been accepted.
+    """
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_drop_null_where_refused)
+
+    row: ClassVar[type[SQLModel]]
+    """The table the update writes to; each update schema names it."""
+    null_refused: ClassVar[frozenset[str]] = frozenset()
+    """The fields that may not be sent as ``null`` (derived from ``row``)."""
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        columns = sa.inspect(cls.row).columns
+        cls.null_refused = frozenset(
+            name for name in cls.model_fields if name not in columns or not columns[name].nullable
+        )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _null_only_where_nullable(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name in cls.null_refused:
+            raise ValueError("may not be null; leave the field out to keep its value")
+        return value
 
 
 # Users -------------------------------------------------------------------------------------------
@@ -50,7 +99,9 @@ class UserCreate(_Input):
     )
 
 
-class UserUpdate(_Input):
+class UserUpdate(_Update):
+    row = User
+
     display_name: ShortText | None = None
     role: Role | None = None
     active: bool | None = None
@@ -78,7 +129,9 @@ class ClientCreate(_Input):
     notes: LongText | None = None
 
 
-class ClientUpdate(_Input):
+class ClientUpdate(_Update):
+    row = Client
+
     contraindications: list[Contraindication] | None = Field(default=None, max_length=20)
     prescription: Prescription | None = None
     notes: LongText | None = None
@@ -98,16 +151,23 @@ class ClientPublic(_Public):
 # Devices -----------------------------------------------------------------------------------------
 
 
+DeviceText = Annotated[str, Field(min_length=1, max_length=128), SingleLine]
+"""A device's serial number or model name, bounded by its column."""
+FirmwareVersion = Annotated[str, Field(min_length=1, max_length=64), SingleLine]
+
+
 class DeviceCreate(_Input):
     driver: Code = Field(description="Name of the driver entry point, e.g. `simulated`.")
-    serial_number: ShortText
-    model: ShortText
-    firmware_version: ShortText | None = None
+    serial_number: DeviceText
+    model: DeviceText
+    firmware_version: FirmwareVersion | None = None
     label: ShortText | None = None
 
 
-class DeviceUpdate(_Input):
-    firmware_version: ShortText | None = None
+class DeviceUpdate(_Update):
+    row = Device
+
+    firmware_version: FirmwareVersion | None = None
     label: ShortText | None = None
 
 
@@ -135,7 +195,9 @@ class ProgramCreate(_Input):
     duration_s: int = Field(gt=0, le=86_400)
 
 
-class ProgramUpdate(_Input):
+class ProgramUpdate(_Update):
+    row = Program
+
     description: LongText | None = None
     channels: list[ChannelPlan] | None = Field(default=None, min_length=1, max_length=64)
     duration_s: int | None = Field(default=None, gt=0, le=86_400)

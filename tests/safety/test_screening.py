@@ -89,3 +89,30 @@ def test_an_override_without_a_named_person_or_a_reason_is_not_an_override(
         ContraindicationOverride(
             contraindication=Contraindication.EPILEPSY, authorised_by=authorised_by, reason=reason
         )
+
+
+@pytest.mark.parametrize(
+    ("authorised_by", "reason", "message"),
+    [
+        ("Dr.\x00C", "why", "NUL"),
+        ("Dr. C\n", "why", "control characters"),
+        ("Dr. C", "seen\x0b", "control characters"),
+        ("\u00a0", "why", "only whitespace"),
+    ],
+)
+def test_an_override_refuses_text_a_record_or_an_export_cannot_hold(
+    authorised_by: str, reason: str, message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        ContraindicationOverride(
+            contraindication=Contraindication.EPILEPSY, authorised_by=authorised_by, reason=reason
+        )
+
+
+def test_an_override_reason_may_span_lines() -> None:
+    override = ContraindicationOverride(
+        contraindication=Contraindication.EPILEPSY,
+        authorised_by="Dr. C",
+        reason="Seizure-free for 5 years.\nNeurologist consulted.",
+    )
+    assert override.reason.count("\n") == 1

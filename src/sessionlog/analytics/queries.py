@@ -11,8 +11,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_, select
@@ -95,7 +96,7 @@ def decode_position(cursor: str, sort: SortOrder) -> Position:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (ValueError, binascii.Error, UnicodeError) as error:
+    except (ValueError, binascii.Error, UnicodeError, RecursionError) as error:
         raise _cursor_error() from error
     if not isinstance(data, dict):
         raise _cursor_error()
@@ -111,6 +112,12 @@ def decode_position(cursor: str, sort: SortOrder) -> Position:
 
 
 def _read_value(value: Any, kind: type) -> Any:
+    """The cursor's sort value as the column's type, or a refusal naming ``cursor``.
+
+    A cursor arrives from the client, so it may be forged: every value is held to what the column
+    can hold and the database can compare (a 32-bit integer, a finite float, a timestamp with a zone
+    that still exists in UTC, text without NUL or lone surrogates), or the query itself would fail.
+    """
     if value is None:
         return None
     if kind is datetime and isinstance(value, str):
@@ -120,14 +127,38 @@ def _read_value(value: Any, kind: type) -> Any:
             raise _cursor_error() from None
         if parsed.tzinfo is None:
             raise _cursor_error()
-        return parsed
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:
+            raise _cursor_error() from None
     if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if kind is int and isinstance(value, int) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:
+            raise _cursor_error() from None
+        if math.isfinite(number):
+            return number
+    if (
+        kind is int
+        and isinstance(value, int)
+        and not isinstance(value, bool)
+        and -MAX_DB_INT - 1 <= value <= MAX_DB_INT
+    ):
         return value
-    if kind is str and isinstance(value, str) and len(value) <= 200 and "\x00" not in value:
+    if kind is str and isinstance(value, str) and len(value) <= 200 and _storable(value):
         return value
     raise _cursor_error()
+
+
+def _storable(text: str) -> bool:
+    """Whether ``text`` can be sent to the database: no NUL, and encodable as UTF-8."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _after(position: Position) -> ColumnElement[bool]:

@@ -122,7 +122,7 @@ class LimitsEngine:
         # without re-parsing every other field. The copy is new, so no approved plan changes.
         changed_channel = copy.copy(plan.channels[index])
         _CHANNEL_VALIDATOR.validate_assignment(changed_channel, "amplitude_ua", amplitude_ua)
-        channels = plan.channels[:index] + (changed_channel,) + plan.channels[index + 1 :]
+        channels = (*plan.channels[:index], changed_channel, *plan.channels[index + 1 :])
         # Only the channels differ, and their number and channel numbers (all the plan's own
         # validation looks at) are unchanged, so the validated channel makes a valid plan.
         changed = plan.model_copy(update={"channels": channels})

@@ -8,9 +8,11 @@ with any of these unless an override names who authorised it and why.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from sessionlog.fields import LongText, ShortText
 from sessionlog.safety.plan import Prescription
 
 
@@ -33,8 +35,8 @@ class ContraindicationOverride(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     contraindication: Contraindication
-    authorised_by: str = Field(min_length=1, max_length=200)
-    reason: str = Field(min_length=1, max_length=2000)
+    authorised_by: ShortText
+    reason: Annotated[LongText, Field(min_length=1, max_length=2000)]
 
     @field_validator("authorised_by", "reason")
     @classmethod

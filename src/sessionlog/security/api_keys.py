@@ -27,10 +27,15 @@ def hash_secret(secret: str) -> str:
 
 
 def parse_key(presented: str) -> tuple[int, str] | None:
+    """The id and secret of a key in our format, or None for anything else (answered as 401).
+
+    The id must be ASCII digits: ``str.isdigit`` also accepts superscripts and other scripts' digits,
+    which ``int`` then refuses or reads as a different number.
+    """
     if not presented.startswith(PREFIX):
         return None
     key_id, _, secret = presented[len(PREFIX) :].partition("_")
-    if not key_id.isdigit() or not secret or len(key_id) > 9:
+    if not (key_id.isascii() and key_id.isdigit()) or not secret or len(key_id) > 9:
         return None
     return int(key_id), secret
 

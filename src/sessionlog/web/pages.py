@@ -25,6 +25,7 @@ from sessionlog.api.deps import PathId, SessionDep
 from sessionlog.api.problems import ProblemError
 from sessionlog.api.routes.auth import sign_in
 from sessionlog.api.routes.crud import fetch
+from sessionlog.fields import SearchText
 from sessionlog.safety.plan import BodySite, Modality, PhaseType, Side, Waveform
 from sessionlog.safety.verdict import WarningCode
 from sessionlog.schemas import ClientPublic, ProgramPublic, SessionPublic
@@ -225,10 +226,15 @@ def clients_page(
     db: SessionDep,
     principal: ClientReader,
     audit: AuditorDep,
-    q: Annotated[str, Query(max_length=64)] = "",
+    q: Annotated[SearchText, Query(max_length=64)] = "",
 ) -> Response:
-    """Search clients by their pseudonymous code (a substring match, as codes are typed)."""
-    where = [col(Client.code).contains(q.strip())] if q.strip() else []
+    """Search clients by their pseudonymous code (a substring match, as codes are typed).
+
+    ``%`` and ``_`` in the search are the characters themselves, not SQL wildcards; a search with a
+    control character is refused (422 naming ``q``) before it reaches the database.
+    """
+    term = q.strip()
+    where = [col(Client.code).contains(term, autoescape=True)] if term else []
     found = repository.list_page(db, Client, after_id=None, limit=50, where=where).items
     if found:
         audit.record("read", "client", after={"ids": [c.id for c in found]})

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Security
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from sessionlog.api.auth import authorize
 from sessionlog.api.deps import SessionDep
@@ -51,6 +51,18 @@ class Me(BaseModel):
     via: str
 
 
+def _find_user(db: Session, username: str) -> User | None:
+    """The account named ``username``, if any.
+
+    A name with a NUL character cannot be stored (PostgreSQL refuses it in text, even in a query),
+    so no account has it: it is looked up nowhere and the attempt fails like any unknown name,
+    rate-limited and audited, instead of failing in the database.
+    """
+    if "\x00" in username:
+        return None
+    return db.exec(select(User).where(User.username == username)).first()
+
+
 @router.post("/token", response_model=TokenResponse)
 def sign_in(
     form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request, db: SessionDep
@@ -69,7 +81,7 @@ def sign_in(
         )
         error.headers = {"Retry-After": str(max(1, round(wait_s)))}
         raise error
-    user = db.exec(select(User).where(User.username == form.username)).first()
+    user = _find_user(db, form.username)
     valid = verify_password(form.password, user.password_hash if user else None)
     if user is None or not valid or not user.active:
         limiter.failed(*keys)
