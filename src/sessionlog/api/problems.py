@@ -168,8 +168,33 @@ async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, 400, "Bad request", detail=str(exc))
 
 
+_BODY_NOT_PARSED = "There was an error parsing the body"
+"""FastAPI's detail when a body fails to parse for a reason other than a JSON syntax error."""
+
+
+def _body_parse_reason(cause: BaseException | None) -> str:
+    """Why FastAPI could not read a body, in the client's terms (it says only that it could not)."""
+    if isinstance(cause, UnicodeDecodeError):
+        return "the body is not valid UTF-8"
+    if isinstance(cause, RecursionError):
+        return "the JSON is nested too deeply"
+    if isinstance(cause, ValueError) and "digits" in str(cause):
+        return "a number in the JSON has too many digits"
+    return "the body cannot be read as JSON"
+
+
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == _BODY_NOT_PARSED:
+        reason = _body_parse_reason(exc.__cause__)
+        return problem_response(
+            request,
+            400,
+            "Request body cannot be read",
+            detail=reason,
+            kind="validation",
+            errors=[FieldError(field="body", reason=reason, location="body")],
+        )
     try:
         title = HTTPStatus(exc.status_code).phrase
     except ValueError:
