@@ -9,7 +9,7 @@ from sessionlog.safety.verdict import ApprovedPlan
 ENGINE = LimitsEngine()
 
 
-def ems_plan(*amplitudes_ma: int) -> StimulationPlan:
+def ems_plan(*amplitudes_ma: int, pulse_width_us: int = 300) -> StimulationPlan:
     """An EMS plan on the calf with one channel per amplitude, numbered from 1."""
     return StimulationPlan.model_validate(
         {
@@ -17,7 +17,12 @@ def ems_plan(*amplitudes_ma: int) -> StimulationPlan:
             "duration_s": 600,
             "electrode": {"body_site": "calf", "area_cm2": 50},
             "channels": [
-                {"channel": n, "amplitude_ma": ma, "pulse_width_us": 300, "frequency_hz": 40}
+                {
+                    "channel": n,
+                    "amplitude_ma": ma,
+                    "pulse_width_us": pulse_width_us,
+                    "frequency_hz": 40,
+                }
                 for n, ma in enumerate(amplitudes_ma, start=1)
             ],
         }

@@ -172,25 +172,6 @@ def test_a_command_beginning_while_the_stop_is_being_written_is_refused(
         assert wire.Command.RESUME not in [entry.command for entry in emulator.command_log]
 
 
-def _rehastim_plan(amplitude_ma: int, pulse_width_us: int) -> StimulationPlan:
-    return StimulationPlan.model_validate(
-        {
-            "modality": "ems",
-            "duration_s": 600,
-            "electrode": {"body_site": "calf", "area_cm2": 50},
-            "channels": [
-                {
-                    "channel": n,
-                    "amplitude_ma": amplitude_ma,
-                    "pulse_width_us": pulse_width_us,
-                    "frequency_hz": 40,
-                }
-                for n in (1, 2)
-            ],
-        }
-    )
-
-
 def test_start_waiting_for_an_apply_starts_the_plan_that_apply_loaded(
     mocker: MockerFixture,
 ) -> None:
@@ -208,8 +189,12 @@ def test_start_waiting_for_an_apply_starts_the_plan_that_apply_loaded(
     mocker.patch.object(RehaStim2Driver, "_apply", held_apply)
     with open_device("rehastim2://?seed=3", driver="rehastim2") as driver:
         emulator: RehaStim2Emulator = driver.transport.port.emulator  # type: ignore[attr-defined]
-        first = ENGINE.approve(_rehastim_plan(60, 100), capabilities=driver.capabilities)
-        second = ENGINE.approve(_rehastim_plan(10, 500), capabilities=driver.capabilities)
+        first = ENGINE.approve(
+            ems_plan(60, 60, pulse_width_us=100), capabilities=driver.capabilities
+        )
+        second = ENGINE.approve(
+            ems_plan(10, 10, pulse_width_us=500), capabilities=driver.capabilities
+        )
         assert first.approved_plan is not None
         assert second.approved_plan is not None
         driver.apply(first.approved_plan)
