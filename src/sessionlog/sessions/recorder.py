@@ -9,6 +9,12 @@ sequence number and is inserted with "on conflict do nothing", and a row change 
 the session is open, so a replay after a crash between the write and the spool clean-up never
 duplicates or undoes anything. Memory stays bounded: past ``max_buffered_samples`` the buffer is
 flushed to the spool at once instead of growing.
+
+One bad telemetry sample (a value that is not an int32, as the packed block stores it) is refused on
+its own, counted in ``RecorderStats.samples_refused`` and logged; the rest of the batch, its events
+and its session-row changes are written as usual. Any failure of a write, not only a database error,
+sends the batch to the spool; if even the spool cannot be written, the batch is held in memory and
+retried first at the next flush, so a batch taken from the buffers is never dropped.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import base64
 import itertools
 import json
 import logging
+import math
 import os
 import sys
 import threading
@@ -43,6 +50,8 @@ logger = logging.getLogger(__name__)
 FLUSH_INTERVAL_S = 0.5
 MAX_BUFFERED_SAMPLES = 50_000
 MAX_SPOOL_RETRY_S = 10.0
+INT32_MIN = -(2**31)
+INT32_MAX = 2**31 - 1
 EVENTS: Table = SQLModel.metadata.tables["session_event"]
 BLOCKS: Table = SQLModel.metadata.tables["telemetry_block"]
 SESSIONS: Table = SQLModel.metadata.tables["session"]
@@ -58,6 +67,13 @@ def pack_int32(values: list[int]) -> bytes:
     return packed.tobytes()
 
 
+def fits_int32(value: object) -> bool:
+    """Whether ``value`` can be stored in a packed block: an int (not a bool) within int32."""
+    return (
+        isinstance(value, int) and not isinstance(value, bool) and INT32_MIN <= value <= INT32_MAX
+    )
+
+
 def unpack_int32(data: bytes) -> list[int]:
     values = array("i")
     values.frombytes(data)
@@ -71,7 +87,11 @@ class RecorderStats:
     blocks_written: int = 0
     events_written: int = 0
     samples_received: int = 0
+    samples_refused: int = 0
+    """Samples not stored because a value cannot be packed (not an int32, or no valid time)."""
     batches_spooled: int = 0
+    batches_held: int = 0
+    """Batches in memory now because neither the database nor the spool could be written."""
     batches_replayed: int = 0
     write_failures: int = 0
     last_error: str | None = None
@@ -255,6 +275,8 @@ class SessionRecorder:
         self._samples: deque[TelemetryReading] = deque()
         self._events: list[dict[str, Any]] = []
         self._session_updates: list[dict[str, Any]] = []
+        self._held: list[dict[str, Any]] = []
+        """Batches neither written nor spooled yet, oldest first; newer than any spooled batch."""
         self._seq = itertools.count(self._next_free_seq())
         self._closed = threading.Event()
         self._drain: threading.Thread | None = None
@@ -335,6 +357,42 @@ class SessionRecorder:
 
     # -------------------------------------------------------------------- writing
 
+    def _screen(self, samples: list[TelemetryReading]) -> dict[int, list[TelemetryReading]]:
+        """Group the samples by channel, leaving out (counted and logged) those a block cannot hold.
+
+        A block stores int32 values and offsets in ms from its first sample, so a sample is kept
+        only if its channel, current and impedance are int32 and its time is a finite number within
+        int32 ms of the first kept sample of its channel. One bad reading costs only itself.
+        """
+        by_channel: dict[int, list[TelemetryReading]] = {}
+        refused: list[TelemetryReading] = []
+        for sample in samples:
+            if not (
+                fits_int32(sample.channel)
+                and fits_int32(sample.current_ua)
+                and fits_int32(sample.impedance_ohm)
+                and isinstance(sample.received_at, int | float)
+                and math.isfinite(sample.received_at)
+            ):
+                refused.append(sample)
+                continue
+            readings = by_channel.get(sample.channel)
+            if readings is None:
+                by_channel[sample.channel] = [sample]
+            elif fits_int32(round((sample.received_at - readings[0].received_at) * 1000)):
+                readings.append(sample)
+            else:
+                refused.append(sample)
+        if refused:
+            self.stats.samples_refused += len(refused)
+            logger.warning(
+                "session %s: %d telemetry samples refused (a value outside int32), e.g. %r",
+                self.session_id,
+                len(refused),
+                refused[0],
+            )
+        return by_channel
+
     def _take_batch(self) -> dict[str, Any] | None:
         with self._lock:
             events, self._events = self._events, []
@@ -343,44 +401,56 @@ class SessionRecorder:
             # against the thread reading the port appending more.
             take = self._samples.popleft
             samples = [take() for _ in range(len(self._samples))]
-            by_channel: dict[int, list[TelemetryReading]] = {}
-            for sample in samples:
-                readings = by_channel.get(sample.channel)
-                if readings is None:
-                    by_channel[sample.channel] = readings = []
-                readings.append(sample)
+            by_channel = self._screen(samples)
             block_seqs = {channel: next(self._seq) for channel in sorted(by_channel)}
         self.stats.samples_received += len(samples)
         blocks = []
         for channel, seq in block_seqs.items():
             readings = by_channel[channel]
             first = readings[0].received_at
-            blocks.append(
-                {
-                    "seq": seq,
-                    "session_id": self.session_id,
-                    "channel": channel,
-                    "t0": self.wall_time(first),
-                    "n": len(readings),
-                    "offsets_ms": pack_int32(
-                        [round((r.received_at - first) * 1000) for r in readings]
-                    ),
-                    "current_ua": pack_int32([r.current_ua for r in readings]),
-                    "impedance_ohm": pack_int32([r.impedance_ohm for r in readings]),
-                }
-            )
+            try:
+                blocks.append(
+                    {
+                        "seq": seq,
+                        "session_id": self.session_id,
+                        "channel": channel,
+                        "t0": self.wall_time(first),
+                        "n": len(readings),
+                        "offsets_ms": pack_int32(
+                            [round((r.received_at - first) * 1000) for r in readings]
+                        ),
+                        "current_ua": pack_int32([r.current_ua for r in readings]),
+                        "impedance_ohm": pack_int32([r.impedance_ohm for r in readings]),
+                    }
+                )
+            except (ArithmeticError, TypeError, ValueError):
+                # Screened above, so not expected: lose this channel's samples, not the batch.
+                self.stats.samples_refused += len(readings)
+                logger.exception(
+                    "session %s: %d samples of channel %s could not be packed",
+                    self.session_id,
+                    len(readings),
+                    channel,
+                )
         if not events and not blocks and not session_updates:
             return None
         return {"events": events, "blocks": blocks, "session_updates": session_updates}
 
     def flush(self) -> None:
-        """Write what is pending (after any spooled batches, in order); spool it if that fails."""
+        """Write what is pending (after spooled and held batches, in order); keep it if that fails.
+
+        Any exception of a write keeps the batches that were not written: in the spool, or in
+        memory when the spool cannot be written either. Nothing taken from the buffers is dropped.
+        """
         with self._write_lock:
             batch = self._take_batch()
-            spooled = self._read_spool()
-            if not spooled and batch is None:
-                return
+            pending, self._held = self._held, []
+            if batch is not None:
+                pending.append(batch)
             try:
+                spooled = self._read_spool()
+                if not spooled and not pending:
+                    return
                 for old in spooled:
                     self._write(old)
                 if spooled:
@@ -389,19 +459,37 @@ class SessionRecorder:
                     logger.info(
                         "session %s: %d spooled batches written", self.session_id, len(spooled)
                     )
-                if batch is not None:
-                    self._write(batch)
-            except SQLAlchemyError as error:
+                while pending:
+                    self._write(pending[0])
+                    pending.pop(0)
+            except Exception as error:  # whatever failed, the batches must survive it
                 self.stats.write_failures += 1
                 self.stats.last_error = f"{type(error).__name__}: {error}".splitlines()[0]
-                if batch is not None:
-                    self._spool(batch)
-                logger.warning(
-                    "session %s: database write failed, spooled to %s: %s",
+                self._keep(pending)
+                log = logger.warning if isinstance(error, SQLAlchemyError) else logger.error
+                log(
+                    "session %s: write failed, batches kept in %s: %s",
                     self.session_id,
                     self._spool_path,
                     self.stats.last_error,
+                    exc_info=not isinstance(error, SQLAlchemyError),
                 )
+            self.stats.batches_held = len(self._held)
+
+    def _keep(self, batches: list[dict[str, Any]]) -> None:
+        """Spool ``batches`` in order; what the spool cannot take is held in memory, in order."""
+        for index, batch in enumerate(batches):
+            try:
+                self._spool(batch)
+            except Exception:
+                self._held = batches[index:]
+                logger.exception(
+                    "session %s: the spool %s cannot be written; %d batches held in memory",
+                    self.session_id,
+                    self._spool_path,
+                    len(self._held),
+                )
+                return
 
     def _write(self, batch: dict[str, Any]) -> None:
         """Events and blocks of one batch in one transaction; rows already there are skipped."""
@@ -411,7 +499,9 @@ class SessionRecorder:
 
     def _spool(self, batch: dict[str, Any]) -> None:
         with self._spool_path.open("a", encoding="utf-8") as spool:
-            spool.write(json.dumps(_to_json(batch), separators=(",", ":")) + "\n")
+            # ``default=str``: a value JSON cannot hold is kept as its text rather than lost.
+            line = json.dumps(_to_json(batch), separators=(",", ":"), default=str)
+            spool.write(line + "\n")
             spool.flush()
             os.fsync(spool.fileno())
         self.stats.batches_spooled += 1
@@ -438,7 +528,8 @@ class SessionRecorder:
 
     @property
     def has_spooled_data(self) -> bool:
-        return self._spool_path.exists()
+        """Whether batches wait to be written: in the spool, or held in memory."""
+        return self._spool_path.exists() or bool(self._held)
 
     # -------------------------------------------------------------------- lifecycle
 
