@@ -62,7 +62,8 @@ def upgrade() -> None:
         )
 
     bind = op.get_bind()
-    install_day_summary_triggers(bind)
+    # The definition of this revision; 0006 makes adverse events mark their whole chain.
+    install_day_summary_triggers(bind, across_chains=False)
     mark_every_key_dirty(bind)
 
 

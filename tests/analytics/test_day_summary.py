@@ -212,20 +212,30 @@ class History:
         self.refs = refs
         self.ids: list[int] = []
         self.values: dict[int, dict[str, Any]] = {}
+        self.successor: dict[int, int] = {}
 
     def add(self, values: dict[str, Any], supersedes: int | None = None) -> None:
         session_id = add_session(self.engine, self.refs, supersedes_id=supersedes, **values)
         self.ids.append(session_id)
         self.values[session_id] = values
+        if supersedes is not None:
+            self.successor[supersedes] = session_id
+
+    def latest(self, session_id: int) -> int:
+        """The current version of ``session_id``'s chain: only it can be corrected."""
+        while session_id in self.successor:
+            session_id = self.successor[session_id]
+        return session_id
 
     def apply(self, operation: tuple[Any, ...]) -> None:
         kind, index = operation[0], operation[1]
         target = self.ids[index % len(self.ids)]
         values = self.values[target]
         if kind == "correct":
-            self.add(operation[2], supersedes=target)
+            self.add(operation[2], supersedes=self.latest(target))
         elif kind == "remove":
-            self.add({**values, "status": "entered_in_error"}, supersedes=target)
+            latest = self.latest(target)
+            self.add({**self.values[latest], "status": "entered_in_error"}, supersedes=latest)
         elif kind == "adverse":
             add_event(self.engine, target, "adverse_event", FIRST_DAY + timedelta(days=60))
         elif kind == "finish" and values["status"] in OPEN:

@@ -3,7 +3,8 @@
 The summary groups the filtered sessions by any of a time bucket (day, ISO week, month; UTC), modality,
 body site, program, device, practitioner and client, and sums the per-session dose summary stored on
 each ``session`` row. Everything is one SELECT: a grouped pass over ``session`` with each session's
-adverse-event count joined on its id, so the rows Python sees are the groups, never the sessions.
+adverse-event count (over its chain of versions) joined on its id, so the rows Python sees are the
+groups, never the sessions.
 
 A summary grouped only by a time bucket and modality, filtered at most by modality and by a time range
 on UTC day boundaries, is answered from the day rollup instead (``day_summary``): the same figures,
@@ -42,6 +43,7 @@ from sessionlog.analytics.filters import (
     session_conditions,
 )
 from sessionlog.analytics.session_figures import (
+    adverse_events_of_chain,
     adverse_events_per_session,
     duration_s,
     sql_constant,
@@ -193,8 +195,10 @@ def summary_statement(
 ) -> Select[Any]:
     """The one SELECT that answers a summary: group columns first, then ``METRICS`` in order.
 
-    A single grouped pass over the sessions, with each session's adverse-event count joined on its id
-    (a small grouped subquery: adverse events are rare). Means are averages over the sessions that
+    A single grouped pass over the sessions, with each session's adverse-event count over its chain
+    of versions: on PostgreSQL a small grouped subquery (adverse events are rare) hash-joined on the
+    session's id; on SQLite, which would scan that subquery once per session rather than index it,
+    a count per session through the indexes. Means are averages over the sessions that
     have the figure (a session that has not ended has no duration); ``NULLS LAST`` ordering is spelt
     out so both engines return groups in the same order.
     """
@@ -207,6 +211,9 @@ def summary_statement(
     one, zero = sql_constant(1), sql_constant(0)
 
     adverse = adverse_events_per_session()
+    adverse_events: ColumnElement[Any] = (
+        adverse_events_of_chain() if dialect == "sqlite" else adverse.c.adverse_events
+    )
     figures: dict[str, ColumnElement[Any]] = {
         "session_count": func.count(),
         "duration_total_s": func.sum(duration),
@@ -216,7 +223,7 @@ def summary_statement(
         "current_density_mean_ma_cm2": func.avg(col(s.dose_max_current_density_ma_cm2)),
         "current_density_max_ma_cm2": func.max(col(s.dose_max_current_density_ma_cm2)),
         "on_time_total_s": func.sum(col(s.dose_on_time_s)),
-        "adverse_event_count": func.sum(adverse.c.adverse_events),
+        "adverse_event_count": func.sum(adverse_events),
         "aborted_count": func.sum(case((status == sql_constant("'aborted'"), one), else_=zero)),
         "interrupted_count": func.sum(
             case((status == sql_constant("'interrupted'"), one), else_=zero)
@@ -228,11 +235,11 @@ def summary_statement(
         (func.coalesce(figures[m], zero) if m.endswith("_count") else figures[m]).label(m)
         for m in METRICS
     ]
+    statement = select(*keys, *columns).select_from(s)
+    if dialect != "sqlite":
+        statement = statement.outerjoin(adverse, adverse.c.session_id == col(s.id))
     return (
-        select(*keys, *columns)
-        .select_from(s)
-        .outerjoin(adverse, adverse.c.session_id == col(s.id))
-        .where(*conditions)
+        statement.where(*conditions)
         .group_by(*keys)
         .order_by(*[key.asc().nulls_last() for key in keys])
     )

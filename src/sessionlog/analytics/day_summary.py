@@ -2,8 +2,9 @@
 
 ``session_day_summary`` holds, per UTC day of ``started_at`` and modality, the decomposable figures
 (sums, non-NULL counts, a max, status and flag counts) of the sessions an unfiltered summary counts:
-the latest version of each session, not removed. Triggers (``store/rollup_triggers.py``) mark in
-``session_day_summary_dirty`` every key a write may have changed, in the writing transaction.
+the latest version of each session, not removed, with the adverse events of its whole chain.
+Triggers (``store/rollup_triggers.py``) mark in ``session_day_summary_dirty`` every key a write may
+have changed, in the writing transaction.
 
 ``refresh_day_summary`` rebuilds the marked keys from ``session`` with the same per-session
 expressions as the summary (``session_figures``) and deletes the marks it rebuilt, a batch of keys
@@ -45,9 +46,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col
 
-from sessionlog.analytics.filters import ADVERSE_EVENT_KIND, SessionFilter, session_conditions
+from sessionlog.analytics.filters import SessionFilter, session_conditions
 from sessionlog.analytics.session_figures import (
-    adverse_events_per_session,
+    adverse_events_of_chain,
     day_bounds,
     duration_s,
     sql_constant,
@@ -56,7 +57,6 @@ from sessionlog.store.database import SQLITE_BEGIN_OPTION, read_only, writable
 from sessionlog.store.models import (
     SessionDaySummary,
     SessionDaySummaryDirty,
-    SessionEvent,
     TreatmentSession,
 )
 
@@ -148,22 +148,17 @@ def day_figures(keys: FromClause, dialect: str) -> list[Select[Any]]:
     of marked keys (the marks table churns, its statistics are rarely current). SQLite joins
     with nested loops only, so a plain join does that. On PostgreSQL a plain join lets the planner
     sort or hash every session when it overestimates the keys, so each key is a LATERAL subquery,
-    which it can only run per key, and adverse events are counted per session through their index.
+    which it can only run per key. On both engines a session's adverse events (those of its chain
+    of versions) are counted per session through their indexes (``adverse_events_of_chain``):
+    SQLite would scan a joined grouped subquery once per session instead of indexing it.
     """
     s = TreatmentSession
     counted = session_conditions(SessionFilter())
+    adverse_events = adverse_events_of_chain()
     parts: list[Select[Any]] = []
     for has_start, matches in _sessions_of_key(keys, dialect):
         which = keys.c.started if has_start else ~keys.c.started
         if dialect == "postgresql":
-            adverse_events = (
-                select(func.count())
-                .where(
-                    col(SessionEvent.session_id) == col(s.id),
-                    col(SessionEvent.kind) == sql_constant(f"'{ADVERSE_EVENT_KIND}'"),
-                )
-                .scalar_subquery()
-            )
             per_key = (
                 select(*_figures(dialect, adverse_events))
                 .select_from(s)
@@ -177,12 +172,10 @@ def day_figures(keys: FromClause, dialect: str) -> list[Select[Any]]:
                 .where(which, per_key.c.session_count > sql_constant(0))
             )
             continue
-        adverse = adverse_events_per_session()
         parts.append(
-            select(*_keys_of(keys), *_figures(dialect, adverse.c.adverse_events))
+            select(*_keys_of(keys), *_figures(dialect, adverse_events))
             .select_from(keys)
             .join(s, and_(*matches))
-            .outerjoin(adverse, adverse.c.session_id == col(s.id))
             .where(which, *counted)
             .group_by(*_keys_of(keys))
         )

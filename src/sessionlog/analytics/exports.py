@@ -37,9 +37,11 @@ from sessionlog.analytics.filters import (
     SessionFilter,
     session_conditions,
 )
+from sessionlog.analytics.session_figures import adverse_events_of_chain
 from sessionlog.store.models import (
     Client,
     Device,
+    SessionChain,
     SessionChannel,
     SessionEvent,
     TreatmentSession,
@@ -121,16 +123,12 @@ EXPORT_COLUMNS: tuple[ExportColumn, ...] = (
 
 
 def export_statement(session_filter: SessionFilter, dialect: str) -> Select[*tuple[Any, ...]]:
-    """One row per matching session, in id order, with the names analysts need beside the ids."""
+    """One row per matching session, in id order, with the names analysts need beside the ids.
+
+    A session's adverse events are its chain's: those recorded on earlier versions count too.
+    """
     s = TreatmentSession
-    adverse_count = (
-        select(func.count())
-        .where(
-            col(SessionEvent.session_id) == col(s.id),
-            col(SessionEvent.kind) == ADVERSE_EVENT_KIND,
-        )
-        .scalar_subquery()
-    )
+    adverse_count = adverse_events_of_chain()
     statement: Select[*tuple[Any, ...]] = (
         select(
             col(s.id).label("session_id"),
@@ -493,12 +491,42 @@ def _channel_observation(row: dict[str, Any], channel: dict[str, Any]) -> Any:
     return _observation(row, f"channel-{channel['channel']}", code, components)
 
 
+def _chain_owners(connection: Connection, session_ids: list[int]) -> dict[int, int]:
+    """For the latest versions ``session_ids``, every version of their chains -> the latest one.
+
+    Two queries per batch: the roots of the batch's corrected sessions, then the later versions of
+    those roots. A session never corrected is its own chain.
+    """
+    owner = {session_id: session_id for session_id in session_ids}
+    roots: dict[int, int] = {
+        session_id: root
+        for session_id, root in connection.execute(
+            select(col(SessionChain.session_id), col(SessionChain.root_id)).where(
+                col(SessionChain.session_id).in_(session_ids)
+            )
+        )
+    }
+    if not roots:
+        return owner
+    latest_of_root = {root: session_id for session_id, root in roots.items()}
+    owner.update(latest_of_root)
+    for version, root in connection.execute(
+        select(col(SessionChain.session_id), col(SessionChain.root_id)).where(
+            col(SessionChain.root_id).in_(list(latest_of_root))
+        )
+    ):
+        owner.setdefault(version, latest_of_root[root])
+    return owner
+
+
 def _details(
     connection: Connection, session_ids: list[int]
 ) -> tuple[dict[int, list[Any]], dict[int, list[Any]]]:
-    """Channels and adverse events of one batch of sessions: two queries per batch, not per session."""
+    """Channels and adverse events of one batch of sessions: a few queries per batch, not per
+    session. Adverse events are those of each session's chain of versions, oldest first."""
     channels: dict[int, list[Any]] = {i: [] for i in session_ids}
     adverse: dict[int, list[Any]] = {i: [] for i in session_ids}
+    owners = _chain_owners(connection, session_ids)
     channel_rows = connection.execute(
         select(SessionChannel)
         .where(col(SessionChannel.session_id).in_(session_ids))
@@ -509,13 +537,13 @@ def _details(
     event_rows = connection.execute(
         select(col(SessionEvent.session_id), col(SessionEvent.payload))
         .where(
-            col(SessionEvent.session_id).in_(session_ids),
+            col(SessionEvent.session_id).in_(list(owners)),
             col(SessionEvent.kind) == ADVERSE_EVENT_KIND,
         )
         .order_by(col(SessionEvent.id))
     )
     for session_id, payload in event_rows:
-        adverse[session_id].append(
+        adverse[owners[session_id]].append(
             {"description": payload.get("description", ""), "severity": payload.get("severity")}
         )
     return channels, adverse

@@ -5,7 +5,9 @@ input with the same field names; ``session_conditions`` turns it into SQLAlchemy
 ``session`` table that mean the same on SQLite and PostgreSQL. Only the latest version of a session
 counts (a correction or a removal is a new row superseding the old one), and removals (status
 ``entered_in_error``) are left out unless a status filter asks for them, because DESIGN.md §5 makes
-removal a status: counting them would count sessions that never happened.
+removal a status: counting them would count sessions that never happened. Events belong to a
+session's whole chain of versions (``store/chains.py``), so an adverse event recorded on an earlier
+version counts for the latest one: ``chain_event_parts`` is how every analytics query finds them.
 """
 
 from __future__ import annotations
@@ -22,14 +24,14 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
-from sqlalchemy import ColumnElement, and_, exists, literal_column, select
+from sqlalchemy import ColumnElement, Select, and_, exists, literal_column, or_, select
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from sessionlog.errors import InvalidFieldError
 from sessionlog.fields import Code, RecordId, UTCTimestamp
 from sessionlog.safety.plan import BodySite, Modality
-from sessionlog.store.models import Device, SessionEvent, TreatmentSession
+from sessionlog.store.models import Device, SessionChain, SessionEvent, TreatmentSession
 
 SessionStatus = Literal[
     "planned",
@@ -107,6 +109,54 @@ class SessionFilter(BaseModel):
 FILTER_FIELDS: tuple[str, ...] = tuple(SessionFilter.model_fields)
 
 
+def chain_event_parts(
+    what: ColumnElement[Any], kind: str = ADVERSE_EVENT_KIND
+) -> tuple[Select[Any], Select[Any], Select[Any]]:
+    """Three SELECTs of ``what`` over the events of ``kind`` in the chain of ``session``'s row.
+
+    For a row that is the latest version of its chain (the only rows analytics count): the events
+    recorded on the row itself, on its chain's root, and on the chain's other later versions. The
+    three are disjoint and together cover the chain; for a session never corrected (nearly every
+    one) the last two find no link and read nothing. Each is a plain conjunction on indexed
+    columns, so every engine reads it through its indexes, as a count, a sum or an EXISTS.
+    """
+    s = TreatmentSession
+    event = SessionEvent
+    # A constant of ours, written into the SQL: the planner sees it as it would hand-written SQL.
+    of_kind = col(event.kind) == literal_column(f"'{kind}'")
+    own_link = aliased(SessionChain, name="own_link")
+    root = select(col(own_link.root_id)).where(col(own_link.session_id) == col(s.id)).correlate(s)
+    version_link = aliased(SessionChain, name="version_link")
+    own = select(what).select_from(event).where(col(event.session_id) == col(s.id), of_kind)
+    # Only a later version has a link, so a session never corrected reads nothing below.
+    on_root = (
+        select(what)
+        .select_from(event)
+        .where(col(event.session_id) == root.scalar_subquery(), of_kind)
+    )
+    on_later = (
+        select(what)
+        .select_from(event)
+        .join(version_link, col(version_link.session_id) == col(event.session_id))
+        .where(
+            col(version_link.root_id) == root.scalar_subquery(),
+            col(version_link.session_id) != col(s.id),
+            of_kind,
+        )
+    )
+    return own, on_root, on_later
+
+
+def is_later_version() -> ColumnElement[bool]:
+    """Whether ``session``'s row is a later version of a chain (one primary-key probe).
+
+    Guards the two chain parts of ``chain_event_parts`` in a CASE or an AND: nearly every session
+    is a first version, and then one probe replaces their two subqueries.
+    """
+    link = aliased(SessionChain, name="later_link")
+    return exists().where(col(link.session_id) == col(TreatmentSession.id))
+
+
 def session_conditions(session_filter: SessionFilter) -> list[ColumnElement[bool]]:
     """The WHERE conditions on ``session`` for a filter; the same list drives lists, sums and exports."""
     s = TreatmentSession
@@ -141,11 +191,10 @@ def session_conditions(session_filter: SessionFilter) -> list[ColumnElement[bool
     if f.out_of_limits is not None:
         conditions.append(col(s.out_of_limits).is_(f.out_of_limits))
     if f.has_adverse_event is not None:
-        adverse = exists().where(
-            and_(
-                col(SessionEvent.session_id) == col(s.id),
-                col(SessionEvent.kind) == ADVERSE_EVENT_KIND,
-            )
+        # Over the session's chain: an adverse event recorded before a correction still counts.
+        own, on_root, on_later = chain_event_parts(literal_column("1"))
+        adverse = or_(
+            own.exists(), and_(is_later_version(), or_(on_root.exists(), on_later.exists()))
         )
         conditions.append(adverse if f.has_adverse_event else ~adverse)
     return conditions

@@ -4,6 +4,14 @@ The first response to a key is stored with a hash of the request (method, path, 
 same transaction as the record it created. The same key with the same request replays that response;
 the same key with a different request is a 422 naming the header. Keys are per principal, so two users
 can never collide.
+
+Two requests with the same key at the same time (a client retrying before the first answer arrived)
+are serialised on the key before either looks for a stored answer: the second waits for the first
+to commit, then finds its answer and replays it (or, if the first failed, does the work itself).
+PostgreSQL takes a transaction-scoped advisory lock on the key; SQLite's write lock, taken at BEGIN
+IMMEDIATE by every request transaction, already serialises them. Should a stored answer appear
+anyway between the lookup and the insert, the loser answers 409 naming the header, as the IETF
+Idempotency-Key draft describes for a request still in progress, instead of a generic conflict.
 """
 
 from __future__ import annotations
@@ -15,7 +23,8 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, insert, select, text
+from sqlalchemy.exc import IntegrityError
 
 from sessionlog.api.deps import SessionDep
 from sessionlog.api.problems import FieldError, ProblemError
@@ -40,14 +49,25 @@ class Idempotency:
         principal = getattr(self.request.state, "principal", None)
         return str(principal.user_id) if principal is not None else "anonymous"
 
+    def _lock_key(self) -> None:
+        """Wait until no other transaction holds this principal's key (PostgreSQL)."""
+        connection = self.db.connection()
+        if connection.dialect.name != "postgresql":
+            return
+        digest = hashlib.sha256(f"{self._principal()}\x00{self.key}".encode()).digest()
+        lock_id = int.from_bytes(digest[:8], "big", signed=True)
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+
     def _hash(self, body: BaseModel) -> str:
-        text = f"{self.request.method} {self.request.url.path} {canonical_json(body.model_dump(mode='json'))}"
-        return hashlib.sha256(text.encode()).hexdigest()
+        body_json = canonical_json(body.model_dump(mode="json"))
+        request = f"{self.request.method} {self.request.url.path} {body_json}"
+        return hashlib.sha256(request.encode()).hexdigest()
 
     def replay(self, body: BaseModel) -> JSONResponse | None:
         """The stored first response for this key, or None if the key is new (or absent)."""
         if self.key is None:
             return None
+        self._lock_key()
         record = (
             self.db.connection()
             .execute(
@@ -87,20 +107,41 @@ class Idempotency:
     ) -> None:
         if self.key is None:
             return
-        self.db.connection().execute(
-            insert(RECORDS),
-            {
-                "principal": self._principal(),
-                "key": self.key,
-                "method": self.request.method,
-                "path": self.request.url.path,
-                "request_hash": self._hash(body),
-                "status_code": status_code,
-                "response_body": result.model_dump_json(),
-                "response_headers": headers,
-                "created_at": utc_now(),
-            },
-        )
+        values = {
+            "principal": self._principal(),
+            "key": self.key,
+            "method": self.request.method,
+            "path": self.request.url.path,
+            "request_hash": self._hash(body),
+            "status_code": status_code,
+            "response_body": result.model_dump_json(),
+            "response_headers": headers,
+            "created_at": utc_now(),
+        }
+        try:
+            self.db.connection().execute(insert(RECORDS), values)
+        except IntegrityError:
+            # The only unique key of the table is (principal, key): another request stored an
+            # answer for this key after our lookup. The whole transaction is rolled back.
+            raise in_progress() from None
+
+
+def in_progress() -> ProblemError:
+    """The 409 for a request whose key another request, not yet finished, is using."""
+    return ProblemError(
+        409,
+        "Request with this Idempotency-Key in progress",
+        detail="another request with this Idempotency-Key is being processed; retry once it "
+        "has finished to get its answer",
+        kind="idempotency-in-progress",
+        errors=[
+            FieldError(
+                field="Idempotency-Key",
+                reason="a request with this key is still in progress",
+                location="header",
+            )
+        ],
+    )
 
 
 async def idempotency(

@@ -3,6 +3,11 @@
 A recorded session is evidence of what happened, so it is never refused for breaking a limit: the
 standard profile of the limits engine is run over it and the result is stored with it as a flag and
 the list of violations, next to the dose summary analysts aggregate.
+
+Corrections form a chain of versions without forks (``store/chains.py``); only the latest version is
+corrected. Notes and adverse events belong to the whole chain: one added to a superseded version is
+stored on the version it names, as reported, and read with the chain (listed on every version,
+counted by analytics on the latest one), so a report sent with an old id is never lost.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import exists
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from sessionlog.errors import ConflictError, InvalidFieldError
@@ -26,6 +32,7 @@ from sessionlog.schemas import (
     SessionRecordCreate,
 )
 from sessionlog.store import repository
+from sessionlog.store.chains import chain_versions, is_second_successor, lock_chain
 from sessionlog.store.models import (
     Client,
     Device,
@@ -120,6 +127,14 @@ def record_standalone_session(db: Session, data: SessionRecordCreate) -> Treatme
 OPEN_STATUSES = frozenset({"planned", "running", "paused"})
 
 
+def _superseded_by(session_id: int, newer: int | None) -> ConflictError:
+    by = f"by {newer}" if newer is not None else "by another correction meanwhile"
+    return ConflictError(
+        "session_id",
+        f"session {session_id} was superseded {by}: correct the latest version",
+    )
+
+
 def latest_version_check(db: Session, session: TreatmentSession) -> None:
     """Only the latest version of an ended session may be corrected."""
     if session.status in OPEN_STATUSES:
@@ -130,9 +145,8 @@ def latest_version_check(db: Session, session: TreatmentSession) -> None:
         select(TreatmentSession.id).where(TreatmentSession.supersedes_id == session.id)
     ).first()
     if newer is not None:
-        raise ConflictError(
-            "session_id", f"session {session.id} was superseded by {newer}: correct that one"
-        )
+        assert session.id is not None
+        raise _superseded_by(session.id, newer)
 
 
 def correct_session(
@@ -143,9 +157,16 @@ def correct_session(
     actor_id: int,
     status_override: str | None = None,
 ) -> TreatmentSession:
-    """A new version of an ended session with the corrected fields; the old one stays as it was."""
+    """A new version of an ended session with the corrected fields; the old one stays as it was.
+
+    The chain is locked first, so of two concurrent corrections of one version the later one finds
+    the earlier's new version and is refused (409). Should a writer that does not lock race it
+    anyway, the unique index on ``supersedes_id`` refuses the second successor, also as a 409.
+    """
+    session_id = session.id
+    assert session_id is not None
+    lock_chain(db, session_id)
     latest_version_check(db, session)
-    assert session.id is not None
     old_plan = to_public(db, session).plan
     plan = correction.plan or old_plan
     started_at = correction.started_at or session.started_at
@@ -179,7 +200,14 @@ def correct_session(
             dose_max_current_density_ma_cm2=dose.max_current_density_ma_per_cm2,
             dose_max_power_density_w_cm2=dose.max_power_density_w_per_cm2,
         )
-    corrected = repository.add(db, TreatmentSession(**values))
+    try:
+        corrected = repository.add(db, TreatmentSession(**values))
+    except IntegrityError as error:
+        if is_second_successor(error):
+            # The transaction is aborted (PostgreSQL), so the winner cannot be read here, and
+            # the rows of this session expired with it: only the id read before is used.
+            raise _superseded_by(session_id, None) from None
+        raise
     assert corrected.id is not None
     for channel in plan.channels:
         db.add(SessionChannel(session_id=corrected.id, **channel.model_dump()))
@@ -251,9 +279,14 @@ def _append_event(
 
 
 def session_events(db: Session, session_id: int) -> list[SessionEvent]:
+    """The events of the session's whole chain of versions, in the order they were recorded.
+
+    Each event keeps the id of the version it was recorded on (``session_id``); a correction's own
+    event is on the version it created.
+    """
     statement = (
         select(SessionEvent)
-        .where(SessionEvent.session_id == session_id)
+        .where(col(SessionEvent.session_id).in_(chain_versions(db, session_id)))
         .order_by(col(SessionEvent.id))
     )
     return list(db.exec(statement).all())

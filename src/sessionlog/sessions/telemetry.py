@@ -2,7 +2,9 @@
 
 Blocks are unpacked in the order they were recorded and, when a channel has more samples than the
 caller wants to draw, averaged into equal-count buckets, so a one-hour session comes back as a few
-hundred points per channel without the caller seeing the block layout.
+hundred points per channel without the caller seeing the block layout. Telemetry belongs to the
+session's whole chain of versions: a live session records it on its first version, and a correction
+of that session (a new version) shows the same telemetry.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from sessionlog.sessions.recorder import unpack_int32
+from sessionlog.store.chains import chain_versions
 from sessionlog.store.models import TelemetryBlock
 
 
@@ -30,8 +33,8 @@ def _downsample(values: list[float], max_points: int) -> list[float]:
 def series(db: Session, session_id: int, *, max_points: int) -> list[dict[str, Any]]:
     blocks = db.exec(
         select(TelemetryBlock)
-        .where(TelemetryBlock.session_id == session_id)
-        .order_by(col(TelemetryBlock.seq))
+        .where(col(TelemetryBlock.session_id).in_(chain_versions(db, session_id)))
+        .order_by(col(TelemetryBlock.session_id), col(TelemetryBlock.seq))
     ).all()
     if not blocks:
         return []

@@ -51,6 +51,10 @@ SUMMARY_INDEX_COLUMNS = (
 """Columns of the covering index behind the analytics summaries, the time column first."""
 
 
+SUPERSEDES_INDEX = "uq_session_supersedes_id"
+"""The unique index that gives a session version at most one successor (named in its 409)."""
+
+
 def _in(column: str, values: tuple[str, ...] | list[str]) -> str:
     quoted = ", ".join(f"'{v}'" for v in values)
     return f"{column} IN ({quoted})"
@@ -190,7 +194,9 @@ class TreatmentSession(SQLModel, table=True):
     """One treatment: who, on whom, with which device, where, what was planned and what happened.
 
     A session is never edited in place once it has ended; corrections are new rows that point at the
-    row they supersede. The dose columns are the per-session summary that analytics aggregate.
+    row they supersede, forming a chain without forks from the first version to the latest
+    (``SessionChain`` links each later version to the first). The dose columns are the per-session
+    summary that analytics aggregate.
     """
 
     __tablename__ = "session"
@@ -204,11 +210,14 @@ class TreatmentSession(SQLModel, table=True):
         # Covers the grouped summaries by time and modality (docs/analytics.md): the database reads
         # this narrow index in time order instead of the wide rows with their JSON and notes.
         sa.Index("ix_session_summary", *SUMMARY_INDEX_COLUMNS),
-        # Finds the newer version of a session; partial, because almost every row supersedes
-        # nothing, and a full index of NULLs would look useless to the planner's statistics.
+        # Finds the newer version of a session, and makes it the only one: a version has at most
+        # one successor, so two concurrent corrections of one version cannot fork the chain (the
+        # loser's INSERT fails, on PostgreSQL as on SQLite). Partial, because almost every row
+        # supersedes nothing, and a full index of NULLs would look useless to the planner.
         sa.Index(
-            "ix_session_supersedes_id",
+            SUPERSEDES_INDEX,
             "supersedes_id",
+            unique=True,
             sqlite_where=sa.text("supersedes_id IS NOT NULL"),
             postgresql_where=sa.text("supersedes_id IS NOT NULL"),
         ),
@@ -242,6 +251,24 @@ class TreatmentSession(SQLModel, table=True):
     link_errors: dict[str, int] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
     """Counts of malformed frames, reply timeouts and refusals seen on the device link."""
     created_at: datetime = _created_at()
+
+
+class SessionChain(SQLModel, table=True):
+    """Links each later version of a session (a correction or a removal) to its chain's first.
+
+    A session's events and telemetry belong to its whole chain of versions: they are recorded on
+    whichever version was current (a live session's telemetry on the first), and analytics count
+    them on the latest. A first version has no row here: it is its own root. The rows are derived
+    from ``session.supersedes_id`` by a trigger on every session INSERT, whoever writes, and are
+    append-only (``store/chains.py``). ``session_id`` has no foreign key: the trigger writes it
+    from the row just inserted, and a link must not be what stops a session row from being removed
+    should its guard ever be lifted (it would then only name a version that no longer exists).
+    """
+
+    __tablename__ = "session_chain"
+
+    session_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    root_id: int = Field(foreign_key="session.id", index=True)
 
 
 class SessionChannel(SQLModel, table=True):
@@ -372,7 +399,13 @@ class SessionDaySummaryDirty(SQLModel, table=True):
 NO_START_DAY = date(1, 1, 1)
 """The day under which sessions without a start time are summed (with ``started`` false)."""
 
-APPEND_ONLY_TABLES = ("session_event", "telemetry_block", "session_channel", "audit_event")
+APPEND_ONLY_TABLES = (
+    "session_event",
+    "telemetry_block",
+    "session_channel",
+    "audit_event",
+    "session_chain",
+)
 """Tables whose rows may never change or disappear; migrations install triggers that enforce it."""
 
 __all__ = [
@@ -381,12 +414,14 @@ __all__ = [
     "ROLES",
     "SESSION_MODES",
     "SESSION_STATUSES",
+    "SUPERSEDES_INDEX",
     "ApiKey",
     "AuditEvent",
     "Client",
     "Device",
     "IdempotencyRecord",
     "Program",
+    "SessionChain",
     "SessionChannel",
     "SessionDaySummary",
     "SessionDaySummaryDirty",

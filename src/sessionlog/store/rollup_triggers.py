@@ -5,8 +5,10 @@
 in the writing transaction, each (UTC day of ``started_at``, modality) a write may have changed, in
 ``session_day_summary_dirty``: a session INSERT, UPDATE or DELETE marks the row's key before and
 after the change and the key of the session it supersedes (which enters or leaves the set of latest
-versions), and an adverse event marks its session's key. Readers and the refresh in
-``sessionlog.analytics.day_summary`` never trust a rollup row whose key is marked.
+versions), and an adverse event marks the key of every version of its session's correction chain
+(the chain's events count on its latest version, whichever version the event was recorded on).
+Readers and the refresh in ``sessionlog.analytics.day_summary`` never trust a rollup row whose key is
+marked.
 
 The marks must be cheap, because a bulk import goes through them. SQLite runs one small row trigger
 per statement that skips a key already marked (SQLite writers are serialised, so the check is exact).
@@ -17,6 +19,8 @@ which would make concurrent writers of the same day wait for each other's commit
 Like the append-only triggers, these are installed by migrations; a migration that rebuilds
 ``session`` or ``session_event`` in SQLite batch mode drops them and must install them again. The
 day expressions here must equal the summary's UTC day bucket (``aggregates.time_bucket``).
+Migration 0005 installed the first definition, which marked only the event's own session
+(``across_chains=False``); migration 0006 replaced it with the chain-wide one, the default.
 """
 
 from __future__ import annotations
@@ -65,17 +69,22 @@ def _pg_key(row: str) -> str:
     )
 
 
-def _sqlite_mark(row: str, source: str = "") -> str:
-    """Mark the key of ``row`` (``NEW``, ``OLD`` or an alias that ``source`` introduces)."""
+def _sqlite_mark(row: str, source: str = "", *, distinct: bool = False) -> str:
+    """Mark the key of ``row`` (``NEW``, ``OLD`` or an alias that ``source`` introduces).
+
+    ``distinct`` when ``source`` can yield several rows of one key: the marks the statement
+    inserts are not visible to its own NOT EXISTS.
+    """
     started, day, modality = _sqlite_key(row)
     not_marked = (
         f"NOT EXISTS (SELECT 1 FROM {DIRTY_TABLE} AS mark WHERE mark.started = {started} "  # noqa: S608
         f"AND mark.day = {day} AND mark.modality = {modality})"
     )
     if source:
+        select = "SELECT DISTINCT" if distinct else "SELECT"
         return (
-            f"INSERT INTO {DIRTY_TABLE} (started, day, modality) "  # noqa: S608
-            f"SELECT {started}, {day}, {modality} FROM {source} AND {not_marked};"
+            f"INSERT INTO {DIRTY_TABLE} (started, day, modality) "
+            f"{select} {started}, {day}, {modality} FROM {source} AND {not_marked};"
         )
     return (
         f"INSERT INTO {DIRTY_TABLE} (started, day, modality) "
@@ -88,7 +97,24 @@ def _sqlite_mark_superseded(row: str) -> str:
     return _sqlite_mark("target", f"session AS target WHERE target.id = {row}.supersedes_id")
 
 
-def _install_sqlite(connection: Connection) -> None:
+# The root of the chain of the session an event names, and the versions of that chain: the root
+# and every later version linked to it (``store/chains.py``).
+_SQLITE_ROOT = (
+    "coalesce((SELECT link.root_id FROM session_chain AS link "
+    "WHERE link.session_id = NEW.session_id), NEW.session_id)"
+)
+_SQLITE_CHAIN = (
+    f"session AS version WHERE version.id IN (SELECT {_SQLITE_ROOT} UNION ALL "  # noqa: S608
+    f"SELECT link.session_id FROM session_chain AS link WHERE link.root_id = {_SQLITE_ROOT})"
+)
+
+
+def _install_sqlite(connection: Connection, *, across_chains: bool) -> None:
+    adverse_event_marks = (
+        _sqlite_mark("version", _SQLITE_CHAIN, distinct=True)
+        if across_chains
+        else _sqlite_mark("owner", "session AS owner WHERE owner.id = NEW.session_id")
+    )
     statements = {
         "session_day_summary_session_insert": (
             "AFTER INSERT ON session",
@@ -122,7 +148,7 @@ def _install_sqlite(connection: Connection) -> None:
         ),
         "session_day_summary_adverse_event": (
             f"AFTER INSERT ON session_event WHEN NEW.kind = '{ADVERSE_EVENT_KIND}'",
-            [_sqlite_mark("owner", "session AS owner WHERE owner.id = NEW.session_id")],
+            [adverse_event_marks],
         ),
     }
     for name, (timing, body) in statements.items():
@@ -142,7 +168,36 @@ def _pg_keys_of(rows: str) -> str:
     )
 
 
-def _install_postgresql(connection: Connection) -> None:
+def _pg_adverse_event_keys(*, across_chains: bool) -> str:
+    """The keys an inserted batch of events (``new_rows``) marks: its adverse events' sessions'.
+
+    Across chains, every version of each such session's chain: the roots, and the versions linked
+    to them, all fetched by key through arrays like the superseded sessions above.
+    """
+    owners = (
+        "ARRAY(SELECT e.session_id FROM new_rows AS e "  # noqa: S608
+        f"WHERE e.kind = '{ADVERSE_EVENT_KIND}')"
+    )
+    if not across_chains:
+        return (
+            f"SELECT DISTINCT {_pg_key('owner')} FROM session AS owner "  # noqa: S608
+            f"WHERE owner.id = ANY ({owners})"
+        )
+    roots = (
+        "ARRAY(SELECT coalesce(link.root_id, owner.id) FROM unnest("  # noqa: S608
+        f"{owners}) AS owner (id) LEFT JOIN session_chain AS link ON link.session_id = owner.id)"
+    )
+    versions = (
+        f"ARRAY(SELECT unnest({roots}) UNION ALL SELECT link.session_id "  # noqa: S608
+        f"FROM session_chain AS link WHERE link.root_id = ANY ({roots}))"
+    )
+    return (
+        f"SELECT DISTINCT {_pg_key('version')} FROM session AS version "  # noqa: S608
+        f"WHERE version.id = ANY ({versions})"
+    )
+
+
+def _install_postgresql(connection: Connection, *, across_chains: bool) -> None:
     insert = f"INSERT INTO {DIRTY_TABLE} (started, day, modality) "
     connection.exec_driver_sql(
         f"CREATE OR REPLACE FUNCTION {PG_SESSION_FUNCTION}() RETURNS trigger AS $$ BEGIN "
@@ -153,10 +208,8 @@ def _install_postgresql(connection: Connection) -> None:
         "RETURN NULL; END; $$ LANGUAGE plpgsql"
     )
     connection.exec_driver_sql(
-        f"CREATE OR REPLACE FUNCTION {PG_EVENT_FUNCTION}() RETURNS trigger AS $$ BEGIN "  # noqa: S608
-        f"{insert}SELECT DISTINCT {_pg_key('owner')} FROM session AS owner "
-        "WHERE owner.id = ANY (ARRAY(SELECT e.session_id FROM new_rows AS e "
-        f"WHERE e.kind = '{ADVERSE_EVENT_KIND}')); "
+        f"CREATE OR REPLACE FUNCTION {PG_EVENT_FUNCTION}() RETURNS trigger AS $$ BEGIN "
+        f"{insert}{_pg_adverse_event_keys(across_chains=across_chains)}; "
         "RETURN NULL; END; $$ LANGUAGE plpgsql"
     )
     transitions = {
@@ -176,12 +229,16 @@ def _install_postgresql(connection: Connection) -> None:
     )
 
 
-def install_day_summary_triggers(connection: Connection) -> None:
-    """Create the triggers that mark rollup keys dirty on every write that can change them."""
+def install_day_summary_triggers(connection: Connection, *, across_chains: bool = True) -> None:
+    """Create the triggers that mark rollup keys dirty on every write that can change them.
+
+    ``across_chains=False`` is the definition of migration 0005 (an adverse event marks only its
+    own session), kept so that migration and the downgrade of 0006 install what they always did.
+    """
     if connection.dialect.name == "postgresql":
-        _install_postgresql(connection)
+        _install_postgresql(connection, across_chains=across_chains)
     else:
-        _install_sqlite(connection)
+        _install_sqlite(connection, across_chains=across_chains)
 
 
 def drop_day_summary_triggers(connection: Connection) -> None:
@@ -195,17 +252,25 @@ def drop_day_summary_triggers(connection: Connection) -> None:
         connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}")
 
 
-def mark_every_key_dirty(connection: Connection) -> None:
+def mark_every_key_dirty(connection: Connection, *, corrected_only: bool = False) -> None:
     """Mark the key of every stored session, so the next refresh rebuilds the whole rollup.
 
     Used when the rollup is created over existing history (and whenever its definition changes):
-    the rebuild then happens through the same refresh as any other change.
+    the rebuild then happens through the same refresh as any other change. ``corrected_only``
+    marks only the sessions of chains with more than one version (their root and later versions),
+    for a change of definition that affects only those (it needs ``session_chain``).
     """
+    where = (
+        " WHERE s.id IN (SELECT link.session_id FROM session_chain AS link "
+        "UNION ALL SELECT link.root_id FROM session_chain AS link)"
+        if corrected_only
+        else ""
+    )
     if connection.dialect.name == "postgresql":
-        keys = f"SELECT DISTINCT {_pg_key('s')} FROM session AS s"  # noqa: S608
+        keys = f"SELECT DISTINCT {_pg_key('s')} FROM session AS s{where}"  # noqa: S608
     else:
         started, day, modality = _sqlite_key("s")
-        keys = f"SELECT DISTINCT {started}, {day}, {modality} FROM session AS s"  # noqa: S608
+        keys = f"SELECT DISTINCT {started}, {day}, {modality} FROM session AS s{where}"  # noqa: S608
     connection.exec_driver_sql(f"INSERT INTO {DIRTY_TABLE} (started, day, modality) {keys}")
 
 

@@ -2,8 +2,9 @@
 
 Create, read, list and update behave identically on each: unique fields are checked before the insert
 so a duplicate is a 409 naming the field, reads carry an ``ETag`` built from the row version, an
-update must send ``If-Match`` (428 without it; 412 when the record changed meanwhile), a create may
-send ``Idempotency-Key``, each route requires its scope, and every change is audited.
+update must send ``If-Match`` (428 without it; 412 when the record changed meanwhile, checked again by
+the UPDATE itself so concurrent writers of one version cannot both win), a create may send
+``Idempotency-Key``, each route requires its scope, and every change is audited.
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the closures' annotations at runtime.
@@ -25,15 +26,23 @@ from sessionlog.security.principal import Principal
 from sessionlog.security.scopes import Scope
 from sessionlog.store import repository
 from sessionlog.store.audit import snapshot
-from sessionlog.store.repository import Row
+from sessionlog.store.repository import Row, StaleVersionError
+
+
+def etag_of_version(record_id: int, version: int) -> str:
+    return f'W/"{record_id}-{version}"'
 
 
 def etag_of(row: Any) -> str:
-    return f'W/"{row.id}-{row.version}"'
+    return etag_of_version(row.id, row.version)
 
 
-def check_if_match(row: Any, if_match: str | None) -> None:
-    """Refuse a change without ``If-Match`` (428) or made against a stale version (412)."""
+def check_if_match(row: Any, if_match: str | None) -> int | None:
+    """Refuse a change without ``If-Match`` (428) or made against a stale version (412).
+
+    Returns the version the update must still find in the database, or None for ``*`` (any
+    current version will do, as RFC 9110 defines it).
+    """
     if if_match is None:
         raise ProblemError(
             428,
@@ -42,12 +51,26 @@ def check_if_match(row: Any, if_match: str | None) -> None:
             kind="if-match-required",
         )
     candidates = {tag.strip() for tag in if_match.split(",")}
-    if "*" in candidates or etag_of(row) in candidates:
-        return
+    if "*" in candidates:
+        return None
+    if etag_of(row) in candidates:
+        version: int = row.version
+        return version
     raise ProblemError(
         412,
         "Precondition failed",
         detail=f"the record changed: its current ETag is {etag_of(row)}",
+        kind="stale-version",
+    )
+
+
+def stale_version(record_id: int, current_version: int | None) -> ProblemError:
+    """The 412 for an update that lost the race to another writer of the same version."""
+    now = f" (now {etag_of_version(record_id, current_version)})" if current_version else ""
+    return ProblemError(
+        412,
+        "Precondition failed",
+        detail=f"the record changed while this update was made{now}: read it again",
         kind="stale-version",
     )
 
@@ -160,7 +183,7 @@ def crud_router(
         ] = None,
     ) -> Any:
         row = fetch(db, model, resource, record_id)
-        check_if_match(row, if_match)
+        expected_version = check_if_match(row, if_match)
         before = snapshot(row)
         # Fields the client sent, plus values derived from them (a password's hash).
         sent = data.model_fields_set
@@ -169,7 +192,12 @@ def crud_router(
             for name, value in dump(data).items()
             if name in sent or name not in type(data).model_fields
         }
-        row = repository.update_versioned(db, row, changes)
+        try:
+            row = repository.update_versioned(db, row, changes, expected_version=expected_version)
+        except StaleVersionError as stale:
+            # Another writer changed the record between the read above and this UPDATE (which
+            # matches only the version read): nothing was written, so nothing is audited.
+            raise stale_version(record_id, stale.current_version) from None
         audit.record("update", resource, record_id, before=before, after=snapshot(row))
         response.headers["ETag"] = etag_of(row)
         return Public.model_validate(row)
