@@ -26,6 +26,7 @@ from sessionlog.safety import ContraindicationOverride, StimulationPlan, Verdict
 from sessionlog.sessions.approval import ENGINE, client_context, site_policy
 from sessionlog.sessions.recorder import SessionRecorder
 from sessionlog.sessions.runner import ENDED, RunState, SessionRunner
+from sessionlog.sessions.telemetry import last_recorded_at
 from sessionlog.settings import Settings
 from sessionlog.store import repository
 from sessionlog.store.database import read_only, session_scope
@@ -277,7 +278,8 @@ class LiveSessions:
 
         Each one's spool is written first: it may hold how the session really ended (a database
         outage at the end, then the process stopped). Those still open after that are marked
-        interrupted, with their events and telemetry up to the last flush.
+        interrupted, with their events and telemetry up to the last flush, and end at their last
+        record (``last_recorded_at``) rather than when they were found.
         """
         open_sessions = read_only(self._engine)
         with session_scope(open_sessions) as db:
@@ -301,6 +303,9 @@ class LiveSessions:
                     ).one()
                 if status not in UNFINISHED:
                     continue
+                with session_scope(open_sessions) as db:
+                    last_record = last_recorded_at(db, session_id)
+                found = datetime.now(UTC)
                 recorder.event(
                     "state_changed",
                     {"from": "unknown", "to": "interrupted", "reason": "service restart"},
@@ -309,9 +314,13 @@ class LiveSessions:
                 recorder.update_session(
                     {
                         "status": "interrupted",
-                        "ended_at": datetime.now(UTC),
+                        # The last moment the session is known to have lasted: the device's
+                        # watchdog ended any output soon after, and the time the service was
+                        # down is not part of the session (nor of its duration in analytics).
+                        "ended_at": last_record or found,
                         "end_reason": f"the service stopped while the session was {status}; "
-                        "found at the next start",
+                        f"found at the next start ({found.isoformat(timespec='seconds')}); "
+                        "it ends at its last record",
                     }
                 )
                 recovered.append(session_id)

@@ -9,14 +9,14 @@ of that session (a new version) shows the same telemetry.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from sessionlog.sessions.recorder import unpack_int32
 from sessionlog.store.chains import chain_versions
-from sessionlog.store.models import TelemetryBlock
+from sessionlog.store.models import SessionEvent, TelemetryBlock
 
 
 def _downsample(values: list[float], max_points: int) -> list[float]:
@@ -56,3 +56,31 @@ def series(db: Session, session_id: int, *, max_points: int) -> list[dict[str, A
         }
         for channel, data in sorted(channels.items())
     ]
+
+
+LAST_BLOCKS_READ = 64
+"""Blocks read to find a session's last sample: the newest of each channel is among them, since a
+flush writes at most one block per channel and a plan has at most 64 channels."""
+
+
+def last_recorded_at(db: Session, session_id: int) -> datetime | None:
+    """The time of a session's last event or telemetry sample, or None if it has neither.
+
+    Where a session that a dead process left open can be said to have ended: its output stopped
+    within the device's watchdog time of it. Its own rows only (a live session records on the
+    version it runs as).
+    """
+    last_event = db.exec(
+        select(func.max(SessionEvent.occurred_at)).where(SessionEvent.session_id == session_id)
+    ).one()
+    newest_blocks = db.exec(
+        select(TelemetryBlock.t0, TelemetryBlock.offsets_ms)
+        .where(TelemetryBlock.session_id == session_id)
+        .order_by(col(TelemetryBlock.seq).desc())
+        .limit(LAST_BLOCKS_READ)
+    ).all()
+    moments = [last_event] if last_event is not None else []
+    moments += [
+        t0 + timedelta(milliseconds=max(unpack_int32(offsets))) for t0, offsets in newest_blocks
+    ]
+    return max(moments, default=None)
