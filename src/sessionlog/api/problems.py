@@ -11,6 +11,7 @@ unexpected exception still answers as a problem (and is logged with its trace), 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
@@ -205,14 +206,57 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+_PG_KEY = re.compile(r"Key \((?P<columns>[^)]*)\)=")
+"""The columns in PostgreSQL's detail of a unique or foreign-key violation: 'Key (code)=(C-1) ...'."""
+_SQLITE_CONSTRAINT = re.compile(r"(?P<kind>UNIQUE|NOT NULL) constraint failed: (?P<columns>.+)$")
+"""SQLite's message: 'UNIQUE constraint failed: client.code' (table-qualified, comma-separated)."""
+_PG_REASONS = {
+    "23505": "is already used by another record",
+    "23503": "refers to a record that does not exist",
+    "23502": "may not be empty",
+}
+_SQLITE_REASONS = {"UNIQUE": _PG_REASONS["23505"], "NOT NULL": _PG_REASONS["23502"]}
+
+
+def integrity_field_errors(error: IntegrityError) -> list[FieldError]:
+    """The fields a constraint violation names, when the database says which (PostgreSQL always
+    does; SQLite does for unique and not-null columns, not for a foreign key).
+
+    A route checks what it can before writing and names the field itself; this covers the write
+    that loses a race with a concurrent one, which only the database sees.
+    """
+    cause = error.orig
+    diagnosis = getattr(cause, "diag", None)
+    if diagnosis is not None:
+        reason = _PG_REASONS.get(getattr(cause, "sqlstate", "") or "")
+        found = _PG_KEY.search(diagnosis.message_detail or "")
+        if found is not None:
+            columns = [c.strip().strip('"') for c in found.group("columns").split(",")]
+        else:
+            columns = [diagnosis.column_name] if diagnosis.column_name else []
+    else:
+        sqlite = _SQLITE_CONSTRAINT.search(str(cause))
+        if sqlite is None:
+            return []
+        reason = _SQLITE_REASONS[sqlite.group("kind")]
+        columns = [c.strip().rsplit(".", 1)[-1] for c in sqlite.group("columns").split(",")]
+    if reason is None:
+        return []
+    return [FieldError(field=column, reason=reason, location="body") for column in columns]
+
+
 async def _on_integrity_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, IntegrityError)
     logger.info("integrity error on %s: %s", request.url.path, type(exc).__name__)
+    errors = integrity_field_errors(exc)
     return problem_response(
         request,
         409,
         "Conflict with an existing record",
-        detail="the change conflicts with existing data (a duplicate or a broken reference)",
+        detail="; ".join(f"{e.field}: {e.reason}" for e in errors)
+        or "the change conflicts with existing data (a duplicate or a broken reference)",
         kind="conflict",
+        errors=errors,
     )
 
 
