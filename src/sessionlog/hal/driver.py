@@ -506,6 +506,12 @@ class Driver(ABC):
         commands (they raise ``InvalidStateError`` there); ``emergency_stop`` is allowed."""
         self._listeners.append(listener)
 
+    def remove_listener(self, listener: Listener) -> None:
+        """Stop calling ``listener`` (a no-op if it is not registered). An event already being
+        dispatched may still reach it once."""
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
     def connect(self) -> DeviceIdentity:
         if self._state is not DriverState.DISCONNECTED:
             raise InvalidStateError(f"connect() in state {self._state}")
@@ -546,10 +552,15 @@ class Driver(ABC):
         took effect since; None before the first ``apply``."""
         return self._approved
 
+    @property
+    def can_read_status(self) -> bool:
+        """Whether ``read_status`` is implemented for this driver's device."""
+        return type(self)._read_status is not Driver._read_status
+
     def read_status(self) -> DeviceStatus:
         """Ask the device what it delivers now. A command like any other: a status the device
         does not give (no reply, a refusal) faults the driver."""
-        if type(self)._read_status is Driver._read_status:
+        if not self.can_read_status:
             raise HalError(f"the {self.name} driver cannot read its device's status")
         statuses: list[DeviceStatus] = []
         self._command(

@@ -61,6 +61,8 @@ class LiveSessions:
         self._lock = threading.Lock()
         self._connections: dict[int, Connection] = {}
         self._runners: dict[int, SessionRunner] = {}
+        self._reserved_devices: set[int] = set()
+        """Devices a session is being planned on (the check and the registration are apart)."""
         self.spool_dir = Path(settings.data_dir) / "spool"
 
     # ------------------------------------------------------------------ devices
@@ -157,6 +159,68 @@ class LiveSessions:
 
         ``actor_id`` is who asked (the signed-in user); it defaults to the practitioner."""
         connection = self.connection(device_id)
+        with self._lock:
+            # One open session per device: a second one would move the same output stage, and
+            # either's stop or emergency stop would end the other's output behind its back.
+            if device_id in self._reserved_devices or self._open_runner_on(connection.driver):
+                raise ConflictError(
+                    "device_id",
+                    f"device {device_id} has an open session; end it before planning another",
+                )
+            self._reserved_devices.add(device_id)
+        try:
+            return self._create(
+                connection,
+                client_id=client_id,
+                practitioner_id=practitioner_id,
+                device_id=device_id,
+                plan=plan,
+                program_id=program_id,
+                overrides=overrides,
+                acknowledged_warnings=acknowledged_warnings,
+                actor_id=actor_id,
+            )
+        finally:
+            with self._lock:
+                self._reserved_devices.discard(device_id)
+
+    def _open_runner_on(self, driver: Driver) -> SessionRunner | None:
+        """The session not yet ended on ``driver``, if any (called under the lock)."""
+        return next(
+            (r for r in self._runners.values() if r.driver is driver and r.state not in ENDED),
+            None,
+        )
+
+    def emergency_stop(self, session_id: int, *, actor_id: int | None = None) -> SessionRunner:
+        """Stop output at once. Pressed on a session that has ended, it stops the session that
+        now runs on its device, which records it: an emergency stop is never a no-op while
+        output may flow, nor a stop that a running session does not know of."""
+        runner = self.runner(session_id)
+        if runner.state in ENDED:
+            with self._lock:
+                owner = self._open_runner_on(runner.driver)
+            if owner is not None:
+                owner.emergency_stop(
+                    actor_id=actor_id,
+                    reason=f"emergency stop (pressed on ended session {session_id})",
+                )
+                return runner
+        runner.emergency_stop(actor_id=actor_id)
+        return runner
+
+    def _create(
+        self,
+        connection: Connection,
+        *,
+        client_id: int,
+        practitioner_id: int,
+        device_id: int,
+        plan: StimulationPlan,
+        program_id: int | None,
+        overrides: Sequence[ContraindicationOverride],
+        acknowledged_warnings: frozenset[str],
+        actor_id: int | None,
+    ) -> tuple[int, Verdict]:
         with session_scope(self._engine) as db:
             client = repository.get(db, Client, client_id)
             if client is None:
@@ -240,15 +304,13 @@ class LiveSessions:
         runner.recorder.update_session(values)
 
     def _finish(self, runner: SessionRunner) -> None:
-        """Write how the session ended, its link error counts and the dose actually delivered.
+        """Write how the session ended, its link error counts and the dose it delivered (counted
+        by the runner as the output was commanded, step by step).
 
         The end goes through the recorder with the last events, so a database outage at that
         moment spools it too instead of losing it.
         """
         counters = runner.driver.counters
-        planned = runner.plan.dose
-        duration = runner.plan.plan.duration_s
-        delivered_fraction = min(1.0, runner.elapsed_s() / duration) if duration else 0.0
         ended_at = datetime.now(UTC)
         runner.recorder.update_session(
             {
@@ -264,8 +326,8 @@ class LiveSessions:
                     "retried_requests": counters.retried_requests,
                     "telemetry_readings": counters.telemetry_readings,
                 },
-                "dose_total_charge_uc": planned.total_charge_uc * delivered_fraction,
-                "dose_on_time_s": planned.on_time_s * delivered_fraction,
+                "dose_total_charge_uc": runner.delivered_charge_uc,
+                "dose_on_time_s": runner.delivered_on_time_s,
             },
             flush=False,
         )

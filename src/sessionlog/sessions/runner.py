@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sessionlog.hal import DeviceFaultError, DeviceFaultReport, Driver, HalError, TelemetryReading
+from sessionlog.hal import (
+    DeviceFaultError,
+    DeviceFaultReport,
+    DeviceStatus,
+    Driver,
+    HalError,
+    TelemetryReading,
+)
 from sessionlog.safety import ApprovedPlan, ChannelPlan, LimitsEngine, Verdict, standard_profile
 from sessionlog.sessions.recorder import SessionRecorder
 
@@ -118,6 +125,10 @@ class SessionRunner:
         self._last_current: dict[int, int] = {}
         self._last_impedance: dict[int, int] = {}
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._delivered_uc = 0.0
+        self._delivered_on_s = 0.0
+        self._accounted_at: float | None = None
+        """Up to when the delivered charge and on-time are counted (``_account``)."""
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
         driver.add_listener(self._on_driver_event)
@@ -135,6 +146,22 @@ class SessionRunner:
     @property
     def end_reason(self) -> str | None:
         return self._end_reason
+
+    @property
+    def delivered_charge_uc(self) -> float:
+        """The charge the output delivered while running, step by step as it was commanded
+        (ramps, duty-cycle off periods, pauses and live changes included): sum of amplitude ×
+        duty fraction × time over every channel."""
+        with self._lock:
+            self._account()
+            return self._delivered_uc
+
+    @property
+    def delivered_on_time_s(self) -> float:
+        """Running time during which some channel had a non-zero output."""
+        with self._lock:
+            self._account()
+            return self._delivered_on_s
 
     def elapsed_s(self) -> float:
         with self._lock:
@@ -154,7 +181,13 @@ class SessionRunner:
                 elapsed_s=elapsed,
                 remaining_s=max(0.0, duration - elapsed),
                 target_ua=dict(self._targets),
-                output_ua={c.channel: c.amplitude_ua for c in output.channels} if output else {},
+                # What flows: the output's amplitudes while running, none while paused or after.
+                output_ua={
+                    c.channel: c.amplitude_ua if self._state is RunState.RUNNING else 0
+                    for c in output.channels
+                }
+                if output
+                else {},
                 last_current_ua=dict(self._last_current),
                 last_impedance_ohm=dict(self._last_impedance),
                 end_reason=self._end_reason,
@@ -242,6 +275,13 @@ class SessionRunner:
     def resume(self, *, actor_id: int | None = None) -> None:
         with self._lock:
             self._require(RunState.PAUSED, "resume")
+            if self._electrode_off():
+                # The device would refuse the resume (and a refused command faults the driver):
+                # say so and stay paused until the electrode is back on.
+                raise SessionStateError(
+                    "cannot resume: the device reports an electrode still off; reattach it and "
+                    "resume again"
+                )
             self._driver_call(self.driver.resume)
             self._running_since = self._clock()
             self._set_state(RunState.RUNNING, actor_id, "resumed")
@@ -256,32 +296,45 @@ class SessionRunner:
                 self._driver_call(self.driver.stop)
             self._end(RunState.STOPPED, reason, actor_id)
 
-    def emergency_stop(self, *, actor_id: int | None = None) -> None:
+    def emergency_stop(
+        self, *, actor_id: int | None = None, reason: str = "emergency stop"
+    ) -> None:
         """Stop output now, whatever the state; never waits for a command in flight."""
         self.driver.emergency_stop()
         with self._lock:
             if self._state not in ENDED:
-                self._end(RunState.STOPPED, "emergency stop", actor_id)
+                self._end(RunState.STOPPED, reason, actor_id)
 
     def note(self, text: str, *, actor_id: int | None = None) -> None:
         self.recorder.event("note", {"text": text}, actor_id=actor_id)
 
     # ---------------------------------------------------------------- internals
 
+    def _electrode_off(self) -> bool:
+        """Whether the device says an electrode is still off, for a driver that reads its device's
+        status (one that cannot is left to refuse the resume itself)."""
+        if not self.driver.can_read_status:
+            return False
+        status: list[DeviceStatus] = []
+        self._driver_call(lambda: status.append(self.driver.read_status()))
+        return "electrode_off" in status[0].conditions
+
     def _require(self, state: RunState, action: str) -> None:
         if self._state is not state:
             raise SessionStateError(f"cannot {action} a {self._state} session")
 
-    def _ramp_quantum_ua(self) -> int:
-        """The step ramps move in: the device's amplitude step, and never into the band below the
-        standard profile's smallest non-zero amplitude (for EMS, below 1 mA)."""
+    def _ramp_grid_ua(self) -> tuple[int, int]:
+        """(step, lowest non-zero value) of the amplitudes a ramp passes through: multiples of the
+        device's amplitude step, none below the device's minimum or in the band below the standard
+        profile's smallest non-zero amplitude (for EMS, below 1 mA)."""
         modality = self.plan.plan.modality
         capabilities = self.driver.capabilities.for_modality(modality)
-        quantum = capabilities.amplitude_step_ua if capabilities else 1
+        step = capabilities.amplitude_step_ua if capabilities else 1
+        lowest = capabilities.amplitude_min_ua if capabilities else 0
         minimum = standard_profile(modality).min_nonzero_amplitude_ua
         if minimum is not None:
-            quantum = max(quantum, int(minimum.value))
-        return quantum
+            lowest = max(lowest, int(minimum.value))
+        return step, max(lowest, step)
 
     def _amplitude_at(self, channel: ChannelPlan, elapsed_s: float) -> int:
         """The amplitude the envelope asks for, on the ramp grid; the target itself is exact."""
@@ -289,18 +342,23 @@ class SessionRunner:
         level = envelope(channel, elapsed_s, self.plan.plan.duration_s)
         if level >= 1.0:
             return target
-        quantum = self._ramp_quantum_ua()
-        return min(target, int(target * level) // quantum * quantum)
+        step, lowest = self._ramp_grid_ua()
+        value = min(target, int(target * level) // step * step)
+        return value if value >= lowest else 0
 
     def _initial_amplitude(self, channel: ChannelPlan) -> int:
         return self._amplitude_at(channel, 0.0)
 
     def _approve_step(self, base: ApprovedPlan, channel: int, amplitude_ua: int) -> ApprovedPlan:
+        """Approve one step of the output towards the target. The warnings the practitioner
+        acknowledged for the target hold for the steps on the way to it (a step never goes past
+        its target), as they do for the output's own earlier steps."""
         verdict = self._engine.approve_change(
             base,
             channel=channel,
             amplitude_ua=amplitude_ua,
-            acknowledged_warnings=base.acknowledged_warnings,
+            acknowledged_warnings=base.acknowledged_warnings
+            | self._approved_target.acknowledged_warnings,
         )
         if verdict.approved_plan is None:
             raise SessionStateError("; ".join(verdict.reasons))
@@ -313,7 +371,28 @@ class SessionRunner:
             self._abort(str(error))
             raise
 
+    def _account(self) -> None:
+        """Count what the output delivered since the last count (call under the lock before the
+        output or the state changes)."""
+        now = self._clock()
+        output = self._output
+        if (
+            self._state is RunState.RUNNING
+            and output is not None
+            and self._accounted_at is not None
+        ):
+            span = now - self._accounted_at
+            rate_ua = sum(
+                channel.amplitude_ua * figures.duty_fraction
+                for channel, figures in zip(output.plan.channels, output.dose.channels, strict=True)
+            )
+            self._delivered_uc += rate_ua * span
+            if rate_ua > 0:
+                self._delivered_on_s += span
+        self._accounted_at = now
+
     def _set_state(self, state: RunState, actor_id: int | None, reason: str) -> None:
+        self._account()
         previous = self._state
         self._state = state
         self.recorder.event(
@@ -337,6 +416,8 @@ class SessionRunner:
         self._end_reason = reason
         self._set_state(state, actor_id, reason)
         self._done.set()
+        # The device may run the next session now: nothing it reports belongs to this one.
+        self.driver.remove_listener(self._on_driver_event)
         if self._on_end is not None:
             threading.Thread(target=self._on_end, args=(self,), daemon=True).start()
 
@@ -348,6 +429,8 @@ class SessionRunner:
             self._end(RunState.ABORTED, reason, None)
 
     def _on_driver_event(self, event: TelemetryReading | DeviceFaultReport) -> None:
+        if self._state in ENDED:
+            return  # one already on its way when the session ended and stopped listening
         if isinstance(event, TelemetryReading):
             self.recorder.telemetry(event)
             self._last_current[event.channel] = event.current_ua
@@ -421,5 +504,6 @@ class SessionRunner:
                     continue
                 step = self._approve_step(self._output, number, wanted)
                 self.driver.set_amplitude(step, number)
+                self._account()
                 self._output = step
                 self._last_step_at[number] = now

@@ -313,8 +313,10 @@ def stop_session(session_id: PathId, request: Request, principal: Runner) -> Any
 
 @router.post("/sessions/{session_id}/emergency-stop", response_model=LiveStatus)
 def emergency_stop_session(session_id: PathId, request: Request, principal: Runner) -> Any:
-    """Stop output at once; this never waits for a command in flight and never fails."""
-    return _act(request, principal, session_id, "emergency_stop")
+    """Stop output at once; this never waits for a command in flight and never fails. On a
+    session that has ended, it stops (and ends) the session now running on its device."""
+    runner = live_sessions(request).emergency_stop(session_id, actor_id=principal.user_id)
+    return _status(runner)
 
 
 @router.post("/sessions/{session_id}/intensity", response_model=LiveStatus)
