@@ -83,7 +83,7 @@ document.addEventListener("DOMContentLoaded", () => {
       if (ENDED.includes(m.state)) finish(m.state, m.reason);
       setButtons();
     });
-    source.addEventListener("intensity", (e) => { seen(); const m = JSON.parse(e.data); const r = row(m.channel); if (r && m.amplitude_ua !== undefined) { r.dataset.targetUa = String(m.amplitude_ua); r.querySelector(".target").textContent = show(m.amplitude_ua); } });
+    source.addEventListener("intensity", (e) => { seen(); const m = JSON.parse(e.data); const r = row(m.channel); if (r && m.to_ua !== undefined) { r.dataset.targetUa = String(m.to_ua); r.querySelector(".target").textContent = show(m.to_ua); } });
     source.onerror = () => {
       if (ended) return;
       SL.showBanner("Connection to the server lost: this screen no longer shows the session. Use the device's own stop if you cannot reconnect.");
