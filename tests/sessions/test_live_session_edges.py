@@ -137,3 +137,45 @@ def test_resume_with_the_electrode_still_off_is_refused_and_the_session_stays_pa
     assert [c["state"] for c in api.get("/api/v1/connections").json()] == ["paused"]
     device.set_electrode_off(0, off=False)
     assert api.post(f"/api/v1/sessions/{session_id}/resume").json()["state"] == "running"
+
+
+def test_a_change_records_who_acknowledged_which_warning_once(
+    api: TestClient, people: dict[str, int]
+) -> None:
+    """A warning acknowledged when the session was planned holds for the session; a later
+    change that raises it on two channels names it once, as acknowledged earlier, not as the
+    acknowledgement of whoever made the change."""
+    device_id = connect(api, "channels=2&seed=1")
+    plan = {
+        "modality": "ems",
+        "duration_s": 30,
+        "electrode": {"body_site": "calf", "area_cm2": 1},
+        "channels": [
+            {"channel": n, "amplitude_ma": 20, "pulse_width_us": 300, "frequency_hz": 35}
+            for n in (1, 2)
+        ],
+    }
+    created = api.post(
+        "/api/v1/sessions/live",
+        json={
+            **people,
+            "device_id": device_id,
+            "plan": plan,
+            "acknowledged_warnings": ["current_density_high"],
+        },
+    )
+    assert created.status_code == 201, created.text
+    session_id = created.json()["session_id"]
+
+    changed = api.post(
+        f"/api/v1/sessions/{session_id}/intensity", json={"channel": 2, "amplitude_ma": 21}
+    )
+
+    assert changed.status_code == 200, changed.text
+    [event] = [
+        e
+        for e in api.get(f"/api/v1/sessions/{session_id}/events").json()
+        if e["kind"] == "intensity_changed"
+    ]
+    assert event["payload"].get("warnings_acknowledged_earlier") == ["current_density_high"], event
+    assert "acknowledged_warnings" not in event["payload"]

@@ -256,9 +256,14 @@ class SessionRunner:
                 return verdict
             self._approved_target = verdict.approved_plan
             self._targets[channel] = amplitude_ua
-            acknowledged = sorted(w.code for w in verdict.warnings if w.acknowledged)
-            if acknowledged:
-                payload["acknowledged_warnings"] = acknowledged
+            # Who acknowledged what: the codes this request acknowledged are the actor's; those
+            # acknowledged earlier in the session (they hold for the whole session) are named
+            # apart, each once however many channels raise it.
+            raised = {w.code for w in verdict.warnings if w.acknowledged}
+            if raised & acknowledged_warnings:
+                payload["acknowledged_warnings"] = sorted(raised & acknowledged_warnings)
+            if raised - acknowledged_warnings:
+                payload["warnings_acknowledged_earlier"] = sorted(raised - acknowledged_warnings)
             self.recorder.event("intensity_changed", payload, actor_id=actor_id)
             self._last_step_at.pop(channel, None)
             self._notify({"type": "intensity", **payload})
