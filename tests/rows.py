@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
+from sessionlog.sessions.recorder import unpack_int32
 from sessionlog.store.database import session_scope
 from sessionlog.store.models import Client, Device, TreatmentSession, User
 
@@ -38,3 +40,26 @@ def insert_session(engine: Engine, *, mode: str = "live", status: str = "running
         db.flush()
         assert session.id is not None
         return session.id
+
+
+def stored_record(
+    engine: Engine, session_id: int, event_column: str = "seq"
+) -> tuple[list[Any], list[int]]:
+    """One column of the session's events, and every stored current sample, in recorded order."""
+    with engine.connect() as connection:
+        events = [
+            row[0]
+            for row in connection.execute(
+                text(
+                    f"SELECT {event_column} FROM session_event WHERE session_id = :s ORDER BY seq"
+                ),
+                {"s": session_id},
+            )
+        ]
+        currents: list[int] = []
+        for (data,) in connection.execute(
+            text("SELECT current_ua FROM telemetry_block WHERE session_id = :s ORDER BY seq"),
+            {"s": session_id},
+        ):
+            currents += unpack_int32(bytes(data))
+    return events, currents

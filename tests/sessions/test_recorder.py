@@ -26,28 +26,14 @@ from sessionlog.sessions.recorder import SessionRecorder, unpack_int32
 from sessionlog.settings import Settings
 from sessionlog.store.database import make_engine
 from sessionlog.store.models import SessionEvent, TelemetryBlock, TreatmentSession
-from tests.rows import insert_session
+from tests.rows import insert_session, stored_record
 from tests.sessions.tcp_proxy import TcpProxy
 from tests.waiting import wait_until
 
 
 def _stored(engine: Engine, session_id: int) -> tuple[list[int], list[int]]:
     """Event sequence numbers and every stored current sample, in order."""
-    with engine.connect() as connection:
-        seqs = [
-            row[0]
-            for row in connection.execute(
-                text("SELECT seq FROM session_event WHERE session_id = :s ORDER BY seq"),
-                {"s": session_id},
-            )
-        ]
-        currents: list[int] = []
-        for (data,) in connection.execute(
-            text("SELECT current_ua FROM telemetry_block WHERE session_id = :s ORDER BY seq"),
-            {"s": session_id},
-        ):
-            currents += unpack_int32(bytes(data))
-    return seqs, currents
+    return stored_record(engine, session_id)
 
 
 def _feed(recorder: SessionRecorder, values: range) -> None:

@@ -16,28 +16,16 @@ from sqlmodel import col
 
 from sessionlog.hal import TelemetryReading
 from sessionlog.sessions import recorder as recorder_module
-from sessionlog.sessions.recorder import INT32_MAX, SessionRecorder, unpack_int32
+from sessionlog.sessions.recorder import INT32_MAX, SessionRecorder
 from sessionlog.store.database import make_engine
 from sessionlog.store.models import SessionEvent
-from tests.rows import insert_session
+from tests.rows import insert_session, stored_record
 
 
 def _stored(engine: Engine, session_id: int) -> tuple[list[str], list[int], str]:
     """Event kinds, every stored current sample, and the session's status."""
+    kinds, currents = stored_record(engine, session_id, "kind")
     with engine.connect() as connection:
-        kinds = [
-            row[0]
-            for row in connection.execute(
-                text("SELECT kind FROM session_event WHERE session_id = :s ORDER BY seq"),
-                {"s": session_id},
-            )
-        ]
-        currents: list[int] = []
-        for (data,) in connection.execute(
-            text("SELECT current_ua FROM telemetry_block WHERE session_id = :s ORDER BY seq"),
-            {"s": session_id},
-        ):
-            currents += unpack_int32(bytes(data))
         status = connection.execute(
             text("SELECT status FROM session WHERE id = :s"), {"s": session_id}
         ).scalar_one()
