@@ -5,20 +5,27 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlmodel import Session
 
+from sessionlog.safety import ChannelPlan
 from sessionlog.sessions.live import LiveSessions
 from sessionlog.sessions.recorder import pack_int32
 from sessionlog.settings import Settings
 from sessionlog.store.database import make_engine, session_scope
-from sessionlog.store.models import SessionEvent, TelemetryBlock, TreatmentSession
+from sessionlog.store.models import SessionChannel, SessionEvent, TelemetryBlock, TreatmentSession
 from tests.rows import insert_session
 
 STARTED = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 def _block(
-    session_id: int, seq: int, channel: int, t0: datetime, offsets_ms: list[int]
+    session_id: int,
+    seq: int,
+    channel: int,
+    t0: datetime,
+    offsets_ms: list[int],
+    currents: list[int] | None = None,
 ) -> TelemetryBlock:
     values = pack_int32([1000] * len(offsets_ms))
     return TelemetryBlock(
@@ -28,7 +35,7 @@ def _block(
         t0=t0,
         n=len(offsets_ms),
         offsets_ms=pack_int32(offsets_ms),
-        current_ua=values,
+        current_ua=pack_int32(currents) if currents is not None else values,
         impedance_ohm=values,
     )
 
@@ -87,4 +94,42 @@ def test_an_interrupted_session_with_only_events_ends_at_its_last_event(
         stored = db.get(TreatmentSession, session_id)
         assert stored is not None
         assert stored.ended_at == STARTED + timedelta(minutes=7)
+    engine.dispose()
+
+
+def test_an_interrupted_session_gets_the_dose_its_measured_current_delivered(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Each sample's current holds until the next (a gap in the record adds nothing) at the
+    channel's duty fraction; the last sample's end is unknown and adds nothing."""
+    engine = make_engine(database_url)
+    session_id = insert_session(engine, status="running")
+    channel = ChannelPlan(channel=1, amplitude_ua=20_000, pulse_width_us=250, frequency_hz=40)
+    duty = 2 * 250 * 40 / 1_000_000  # biphasic: two phases per pulse
+    with session_scope(engine) as db:
+        db.add(SessionChannel(session_id=session_id, **channel.model_dump()))
+        db.add(_block(session_id, 1, 1, STARTED, [0, 100, 200], currents=[20_000, 20_000, 0]))
+        # A minute without a record, then one more reading: the gap holds for two intervals only.
+        db.add(
+            _block(
+                session_id,
+                2,
+                1,
+                STARTED + timedelta(seconds=60),
+                [0, 100],
+                currents=[10_000, 10_000],
+            )
+        )
+    settings = Settings(database_url=database_url, data_dir=tmp_path, auto_migrate=False)
+
+    LiveSessions(engine, settings).recover_interrupted()
+
+    with Session(engine) as db:
+        stored = db.get(TreatmentSession, session_id)
+        assert stored is not None
+        # 20 mA for 0.1 s twice, 0 mA held 0.2 s across the gap, then 10 mA for 0.1 s.
+        assert stored.dose_total_charge_uc == pytest.approx(
+            (2 * 20_000 * 0.1 + 10_000 * 0.1) * duty
+        )
+        assert stored.dose_on_time_s == pytest.approx(0.3)
     engine.dispose()

@@ -26,7 +26,7 @@ from sessionlog.safety import ContraindicationOverride, StimulationPlan, Verdict
 from sessionlog.sessions.approval import ENGINE, client_context, site_policy
 from sessionlog.sessions.recorder import SessionRecorder
 from sessionlog.sessions.runner import ENDED, RunState, SessionRunner
-from sessionlog.sessions.telemetry import last_recorded_at
+from sessionlog.sessions.telemetry import delivered_from_telemetry, last_recorded_at
 from sessionlog.settings import Settings
 from sessionlog.store import repository
 from sessionlog.store.database import read_only, session_scope
@@ -367,6 +367,7 @@ class LiveSessions:
                     continue
                 with session_scope(open_sessions) as db:
                     last_record = last_recorded_at(db, session_id)
+                    delivered = delivered_from_telemetry(db, session_id)
                 found = datetime.now(UTC)
                 recorder.event(
                     "state_changed",
@@ -383,6 +384,11 @@ class LiveSessions:
                         "end_reason": f"the service stopped while the session was {status}; "
                         f"found at the next start ({found.isoformat(timespec='seconds')}); "
                         "it ends at its last record",
+                        **(
+                            {"dose_total_charge_uc": delivered[0], "dose_on_time_s": delivered[1]}
+                            if delivered is not None
+                            else {}
+                        ),
                     }
                 )
                 recovered.append(session_id)
