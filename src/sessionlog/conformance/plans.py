@@ -10,6 +10,7 @@ none of these overrides ``DriverContract.reference_plan`` instead.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -40,6 +41,16 @@ _AMPLITUDES_UA = {
 }
 
 
+@dataclass(frozen=True)
+class ChannelSetting:
+    """One channel's values in a plan the contract builds."""
+
+    channel: int
+    amplitude_ua: int
+    pulse_width_us: int
+    frequency_hz: float
+
+
 def plan_for(
     modality: Modality,
     channels: Sequence[int],
@@ -50,6 +61,17 @@ def plan_for(
 ) -> StimulationPlan | None:
     """A plan with the same parameters on every channel, in a waveform the device can produce;
     None when the values are not even a valid plan."""
+    settings = [ChannelSetting(n, amplitude_ua, pulse_width_us, frequency_hz) for n in channels]
+    return plan_of(modality, settings, ranges)
+
+
+def plan_of(
+    modality: Modality,
+    settings: Sequence[ChannelSetting],
+    ranges: ModalityCapabilities | None = None,
+) -> StimulationPlan | None:
+    """A plan with each channel's own parameters, in a waveform the device can produce; None
+    when the values are not even a valid plan."""
     waveform = Waveform.RECTANGULAR
     phase_type = PhaseType.BIPHASIC_SYMMETRIC
     if ranges is not None and ranges.waveforms and waveform not in ranges.waveforms:
@@ -63,20 +85,55 @@ def plan_for(
         "electrode": {"body_site": "thigh_anterior", "area_cm2": ELECTRODE_AREA_CM2},
         "channels": [
             {
-                "channel": number,
-                "amplitude_ua": amplitude_ua,
-                "pulse_width_us": pulse_width_us,
-                "frequency_hz": frequency_hz,
+                "channel": setting.channel,
+                "amplitude_ua": setting.amplitude_ua,
+                "pulse_width_us": setting.pulse_width_us,
+                "frequency_hz": setting.frequency_hz,
                 "waveform": waveform,
                 "phase_type": phase_type,
             }
-            for number in channels
+            for setting in settings
         ],
     }
     try:
         return StimulationPlan.model_validate(data)
     except ValidationError:
         return None
+
+
+def _at_least_a_step(value: int, step: int) -> int:
+    """``value`` rounded down to a multiple of ``step``, but at least one step."""
+    return max(step, value // step * step)
+
+
+def distinct_settings(
+    channels: Sequence[int],
+    amplitude_ua: int,
+    pulse_width_us: int,
+    frequency_hz: float,
+    ranges: ModalityCapabilities,
+    *,
+    timing: bool,
+    frequencies: bool,
+) -> list[ChannelSetting]:
+    """Each channel its own amplitude, one device step above an ordinary value (so not a whole
+    mA where the step allows) and a quarter of it apart from the next channel's: a channel swap, a
+    copy of one channel's values to another, or a rounding to whole mA shows in what is delivered.
+    With ``timing`` the pulse widths differ too, and with ``frequencies`` the frequencies (the
+    later channels at a whole fraction of the first, which devices with one main interval can
+    also produce)."""
+    step = ranges.amplitude_step_ua
+    spread = _at_least_a_step(amplitude_ua // 4, step)
+    width_spread = _at_least_a_step(pulse_width_us // 5, ranges.pulse_width_step_us)
+    return [
+        ChannelSetting(
+            channel=number,
+            amplitude_ua=amplitude_ua + step + index * spread,
+            pulse_width_us=pulse_width_us + (index * width_spread if timing else 0),
+            frequency_hz=frequency_hz / (index + 1) if frequencies else frequency_hz,
+        )
+        for index, number in enumerate(channels)
+    ]
 
 
 def approve_for(driver: Driver, plan: StimulationPlan) -> ApprovedPlan | None:
@@ -104,7 +161,8 @@ def reference_channels(capabilities: DeviceCapabilities) -> tuple[int, ...]:
 
 
 def find_reference_plan(driver: Driver, *, gentle: bool) -> StimulationPlan | None:
-    """The first ordinary plan this device accepts exactly (see the module docstring)."""
+    """The first ordinary plan this device accepts exactly (see the module docstring), with
+    different values on each channel as far as the device accepts them."""
     capabilities = driver.capabilities
     modality = preferred_modality(capabilities)
     ranges = capabilities.modalities[modality]
@@ -112,6 +170,19 @@ def find_reference_plan(driver: Driver, *, gentle: bool) -> StimulationPlan | No
     for frequency_hz in _FREQUENCIES_HZ:
         for pulse_width_us in _PULSE_WIDTHS_US[modality]:
             for amplitude_ua in _AMPLITUDES_UA[(modality, gentle)]:
+                for timing, frequencies in ((True, True), (True, False), (False, False)):
+                    settings = distinct_settings(
+                        channels,
+                        amplitude_ua,
+                        pulse_width_us,
+                        frequency_hz,
+                        ranges,
+                        timing=timing,
+                        frequencies=frequencies,
+                    )
+                    plan = plan_of(modality, settings, ranges)
+                    if plan is not None and approve_for(driver, plan) is not None:
+                        return plan
                 plan = plan_for(
                     modality, channels, amplitude_ua, pulse_width_us, frequency_hz, ranges
                 )

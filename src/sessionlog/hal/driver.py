@@ -361,7 +361,9 @@ class Driver(ABC):
         """The key of the device's acknowledgement of ``_emergency_stop_frame``, or None if the
         device does not acknowledge it. With a key, an emergency stop that is not acknowledged
         within ``reply_timeout_s`` (lost on the line, or refused) faults the driver, which ends
-        the heartbeat, so that the device's watchdog stops the output."""
+        the heartbeat, so that the device's watchdog stops the output. Without one, a stop lost
+        on the line goes unnoticed until the next device check, so the conformance suite fails
+        a driver that returns None."""
         return None
 
     @abstractmethod
