@@ -62,6 +62,16 @@ class GarbageSwallowed(SimulatedDriver):
             self.counters.malformed_frames = 0
 
 
+class MicrocurrentHalved(SimulatedDriver):
+    name = "d_microcurrent_halved"
+
+    def _apply(self, plan):
+        if plan.modality == "microcurrent":
+            channels = [c.model_copy(update={"amplitude_ua": c.amplitude_ua // 2}) for c in plan.channels]
+            plan = plan.model_copy(update={"channels": channels})
+        super()._apply(plan)
+
+
 class ExtraChannels(SimulatedDriver):
     name = "d_extra_channels"
 
@@ -77,6 +87,7 @@ ENTRY_POINTS = {
     "d_stop_unconfirmed": "StopNotConfirmed",
     "d_swallowed": "GarbageSwallowed",
     "d_extra_channels": "ExtraChannels",
+    "d_microcurrent_halved": "MicrocurrentHalved",
 }
 
 
@@ -127,6 +138,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "d_extra_channels",
             "test_start_delivers_exactly_the_approved_plan",
             "the driver declares 4 channels, but the device has no channel 3",
+        ),
+        (
+            "d_microcurrent_halved",
+            "test_every_other_declared_modality_is_delivered_exactly",
+            "in a microcurrent plan",
         ),
     ],
 )

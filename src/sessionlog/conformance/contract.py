@@ -274,6 +274,33 @@ class DriverContract:
         assert wait_until(lambda: seen.output_active, 1.0), "start left the output off"
         _assert_delivers(seen, reference.plan, running.capabilities)
 
+    def test_every_other_declared_modality_is_delivered_exactly(
+        self,
+        target: ConformanceTarget,
+        device: Driver,
+        reference: ApprovedPlan,
+        probe: EmulatorProbe,
+    ) -> None:
+        """The checks run the preferred modality (EMS when there is one); a mistake that touches
+        only another modality (a microcurrent value scaled on its way to the wire, say) shows
+        here, in an ordinary plan of each other modality the device declares."""
+        others = sorted(set(device.capabilities.modalities) - {reference.plan.modality})
+        if not others:
+            pytest.skip("the device declares one modality; the other checks run it")
+        for modality in others:
+            plan = find_reference_plan(device, gentle=target.hardware, modality=modality)
+            assert plan is not None, (
+                f"no ordinary {modality} plan is approved against this device's capabilities "
+                "and encodable by the driver"
+            )
+            approved = approve_for(device, plan)
+            assert approved is not None
+            device.apply(approved)
+            device.start()
+            assert wait_until(lambda: probe.output_active, 1.0), f"start left {modality} off"
+            _assert_delivers(probe, plan, device.capabilities, f"in a {modality} plan")
+            device.stop()
+
     def test_the_highest_approved_amplitude_is_delivered_exactly(
         self, device: Driver, reference: ApprovedPlan, probe: EmulatorProbe
     ) -> None:

@@ -160,11 +160,14 @@ def reference_channels(capabilities: DeviceCapabilities) -> tuple[int, ...]:
     return (1, 2) if capabilities.channel_count >= 2 else (1,)
 
 
-def find_reference_plan(driver: Driver, *, gentle: bool) -> StimulationPlan | None:
+def find_reference_plan(
+    driver: Driver, *, gentle: bool, modality: Modality | None = None
+) -> StimulationPlan | None:
     """The first ordinary plan this device accepts exactly (see the module docstring), with
-    different values on each channel as far as the device accepts them."""
+    different values on each channel as far as the device accepts them; in ``modality``, or the
+    preferred one."""
     capabilities = driver.capabilities
-    modality = preferred_modality(capabilities)
+    modality = modality or preferred_modality(capabilities)
     ranges = capabilities.modalities[modality]
     channels = reference_channels(capabilities)
     for frequency_hz in _FREQUENCIES_HZ:
