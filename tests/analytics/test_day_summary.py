@@ -338,6 +338,19 @@ def test_a_refresh_in_small_batches_rebuilds_every_key_and_clears_the_marks(engi
     assert refresh_day_summary(engine) == type(report)(0, 0)
 
 
+def test_the_last_representable_day_is_rolled_up_like_any_other(engine: Engine) -> None:
+    """A day whose next day cannot be written (9999-12-31) still has its range of start times."""
+    refs = make_refs(engine)
+    add_session(engine, refs, started_at=datetime(9999, 12, 31, 9, 0, tzinfo=UTC))
+    add_session(engine, refs, started_at=FIRST_DAY)
+    refresh_day_summary(engine)
+    assert_rollup_is_exact(engine)
+    with session_scope(engine) as db:
+        rollup, base = both_paths(db, ("day,modality", {}))
+    assert_same_summary(rollup, base, ("day,modality", {}))
+    assert counted(rollup) == 2
+
+
 def test_a_summary_inside_a_transaction_that_wrote_counts_its_own_writes(engine: Engine) -> None:
     refs = make_refs(engine)
     add_session(engine, refs, started_at=FIRST_DAY)

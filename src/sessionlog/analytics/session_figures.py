@@ -124,7 +124,10 @@ def day_bounds(
     """
     started = col(TreatmentSession.started_at)
     if dialect == "sqlite":
-        end = func.date(day, sql_constant("'+1 day'"))
+        # Every stored time of the day starts with its date, and '~' sorts after any character
+        # that follows it. (The next day's date would do too, but for 9999-12-31 SQLite has no
+        # next day: ``date(day, '+1 day')`` is NULL, and the day would hold no session.)
+        end: ColumnElement[Any] = day.op("||")(sql_constant("'~'"))
         return day, end, func.substr(started, sql_constant(1), sql_constant(10)) == day
     if dialect == "postgresql":
         midnight = cast(day, TIMESTAMP)
