@@ -13,6 +13,7 @@ from sessionlog.safety.dose import (
     channel_dose,
     plan_dose,
 )
+from sessionlog.safety.envelope import AmplitudeEnvelope
 from sessionlog.safety.limits import LimitsEngine, check_standard
 from sessionlog.safety.plan import (
     BodySite,
@@ -57,6 +58,7 @@ __all__ = [
     "MICROCURRENT_PROFILE",
     "REFERENCE_LOAD_OHM",
     "STANDARD_PROFILES",
+    "AmplitudeEnvelope",
     "ApprovedPlan",
     "BodySite",
     "ChannelPlan",

@@ -53,7 +53,9 @@ AmplitudeChecks = Sequence[int] | None
 """Which checks a layer runs: ``None`` for all of them; for a live change, the indexes (ascending)
 of the channels whose amplitude-dependent checks run, every other check being left out. A check
 that reads no amplitude and no dose figure must therefore never raise a warning: a live change
-would not reproduce it (``LimitsEngine.approve_change``)."""
+would not reproduce it (``LimitsEngine.approve_change``). A check that does read one must be a bound
+on one side (a dose figure only grows with the amplitude) or the device's amplitude step: the
+amplitude envelopes of ``sessionlog.safety.envelope`` are searched for on that shape."""
 
 
 def checked_channels(channel_count: int, amplitude_checks_for: AmplitudeChecks) -> Sequence[int]:

@@ -15,8 +15,9 @@ from collections.abc import Set
 from sessionlog.safety.capabilities import DeviceCapabilities
 from sessionlog.safety.device_layer import check_device_layer
 from sessionlog.safety.dose import PlanDose, channel_dose, plan_dose, summarise_dose
+from sessionlog.safety.envelope import AmplitudeEnvelope, LiveChangeContext, search_envelope
 from sessionlog.safety.findings import AmplitudeChecks, Findings
-from sessionlog.safety.plan import ChannelPlan, StimulationPlan
+from sessionlog.safety.plan import MAX_REPRESENTABLE_AMPLITUDE_UA, ChannelPlan, StimulationPlan
 from sessionlog.safety.prescription_layer import check_prescription_layer
 from sessionlog.safety.screening import ClientContext, ContraindicationOverride
 from sessionlog.safety.site_layer import check_site_layer
@@ -93,17 +94,13 @@ class LimitsEngine:
     ) -> Verdict:
         """Re-approve a live intensity change on one channel with the context of the first approval.
 
-        The verdict is the one ``approve`` gives for the changed plan in that context (a property
-        test compares the two field by field), computed with less work because live changes come
-        many times a second: only the changed channel is validated and has its dose figures
-        recomputed, and the layers run only their checks that read an amplitude or a dose figure
-        (``amplitude_checks_for``). That is sound because ``approved`` passed every check in this
-        very context: a check that reads neither reads only fields a change cannot alter, and it
-        found nothing then (an approved plan has no violation, and only amplitude-dependent
-        checks raise warnings), so it finds nothing now. Likewise the amplitude-dependent checks
-        of the other channels read only their unchanged amplitudes and figures; they are left
-        out when the first approval raised no warning at all (so they found nothing) and run
-        again otherwise, to reproduce their warnings.
+        The verdict is the one ``approve`` gives for the changed plan in that context (property
+        tests compare the two field by field), computed with less work because live changes come
+        many times a second. When the approval raised no warning, the channel's amplitude
+        envelope (``sessionlog.safety.envelope``), found by these very checks on the channel's
+        first change, says at once whether the new amplitude passes every layer with no finding;
+        if it does, the changed plan is approved with its dose computed when first read. Any
+        other change is judged by the checks (``_judge_change``), which word every refusal.
 
         Warnings acknowledged for the running plan stay acknowledged (they were logged once for
         this session); a warning that the change raises anew needs its own acknowledgement.
@@ -112,11 +109,44 @@ class LimitsEngine:
         """
         if isinstance(amplitude_ua, bool) or not isinstance(amplitude_ua, int):
             raise TypeError("amplitude_ua must be an int number of microamperes")
+        index = _channel_index(approved.plan, channel)
+        live = approved._live_changes
+        if live is not None and type(amplitude_ua) is int:
+            envelope = live.envelope(index) or live.keep(index, self._search(approved, index))
+            if envelope.admits(amplitude_ua):
+                return _approved_inside_envelope(approved, index, amplitude_ua, live)
+        return self._judge_change(approved, index, amplitude_ua, frozenset(acknowledged_warnings))
+
+    def amplitude_envelope(
+        self, approved: ApprovedPlan, *, channel: int
+    ) -> AmplitudeEnvelope | None:
+        """The amplitudes a live change of ``channel`` may take without a violation or a warning
+        in the context of ``approved`` (the range of an intensity control), or None when that
+        approval raised a warning (each change is then judged by the checks alone). Raises
+        ValueError if ``channel`` is not in the plan."""
+        index = _channel_index(approved.plan, channel)
+        live = approved._live_changes
+        if live is None:
+            return None
+        return live.envelope(index) or live.keep(index, self._search(approved, index))
+
+    def _judge_change(
+        self,
+        approved: ApprovedPlan,
+        index: int,
+        amplitude_ua: int,
+        acknowledged_warnings: frozenset[str],
+    ) -> Verdict:
+        """A live change judged by the checks: only the changed channel is validated and has its
+        dose figures recomputed, and the layers run only their checks that read an amplitude or a
+        dose figure (``amplitude_checks_for``). That is sound because ``approved`` passed every
+        check in this very context: a check that reads neither reads only fields a change cannot
+        alter, and it found nothing then (an approved plan has no violation, and only
+        amplitude-dependent checks raise warnings), so it finds nothing now. Likewise the
+        amplitude-dependent checks of the other channels read only their unchanged amplitudes and
+        figures; they are left out when the first approval raised no warning at all (so they
+        found nothing) and run again otherwise, to reproduce their warnings."""
         plan = approved.plan
-        numbers = [c.channel for c in plan.channels]
-        if channel not in numbers:
-            raise ValueError(f"channel {channel} is not in the approved plan (channels {numbers})")
-        index = numbers.index(channel)
         # A copy of the channel with the amplitude validated by ChannelPlan's own schema, field and
         # model validators included: the channel a full parse of the changed plan would give,
         # without re-parsing every other field. The copy is new, so no approved plan changes.
@@ -136,12 +166,29 @@ class LimitsEngine:
             capabilities=approved.capabilities,
             site_policy=approved.site_policy,
             client=approved.client,
-            acknowledged_warnings=approved.acknowledged_warnings | frozenset(acknowledged_warnings),
+            acknowledged_warnings=approved.acknowledged_warnings | acknowledged_warnings,
             # ``acknowledged_warnings`` of an ApprovedPlan holds the code of every warning its
             # approval raised (all of them acknowledged), so it is empty only if none was raised.
             amplitude_checks_for=(
                 range(len(channels)) if approved.acknowledged_warnings else (index,)
             ),
+        )
+
+    def _search(self, approved: ApprovedPlan, index: int) -> AmplitudeEnvelope:
+        """Channel ``index``'s envelope, found by ``_judge_change`` around its approved amplitude
+        (see ``search_envelope``); only called for an approval that raised no warning."""
+        live = approved._live_changes
+        assert live is not None
+
+        def passes(amplitude_ua: int) -> bool:
+            verdict = self._judge_change(approved, index, amplitude_ua, frozenset())
+            return verdict.approved and not verdict.warnings
+
+        return search_envelope(
+            passes,
+            anchor_ua=approved.plan.channels[index].amplitude_ua,
+            step_ua=live.step_ua,
+            max_ua=MAX_REPRESENTABLE_AMPLITUDE_UA,
         )
 
     def _judge(
@@ -180,6 +227,7 @@ class LimitsEngine:
         approved = not violations and all(w.acknowledged for w in warnings)
         approved_plan = None
         if approved:
+            acknowledged = frozenset(WarningCode(w.code) for w in warnings)
             approved_plan = ApprovedPlan(
                 _ENGINE_TOKEN,
                 plan=plan,
@@ -188,17 +236,78 @@ class LimitsEngine:
                 capabilities=capabilities,
                 site_policy=site_policy,
                 client=client,
-                acknowledged_warnings=frozenset(WarningCode(w.code) for w in warnings),
+                acknowledged_warnings=acknowledged,
+                # Envelopes are found only where no warning was raised: a change inside one
+                # then raises none either, so its verdict needs no warning reproduced.
+                live_changes=None
+                if acknowledged
+                else LiveChangeContext(tuple(overrides), _amplitude_step_ua(plan, capabilities)),
             )
         return Verdict(
             approved=approved,
             violations=violations,
             warnings=warnings,
-            dose=dose,
+            computed_dose=dose,
             layers=layers,
             overrides_applied=tuple(overrides),
             approved_plan=approved_plan,
         )
+
+
+def _channel_index(plan: StimulationPlan, channel: int) -> int:
+    for index, planned in enumerate(plan.channels):
+        if planned.channel == channel:
+            return index
+    numbers = [c.channel for c in plan.channels]
+    raise ValueError(f"channel {channel} is not in the approved plan (channels {numbers})")
+
+
+def _amplitude_step_ua(plan: StimulationPlan, capabilities: DeviceCapabilities | None) -> int:
+    """The step every amplitude of the plan must be a multiple of: the device's, or 1 µA."""
+    ranges = None if capabilities is None else capabilities.for_modality(plan.modality)
+    return 1 if ranges is None else ranges.amplitude_step_ua
+
+
+def _approved_inside_envelope(
+    approved: ApprovedPlan, index: int, amplitude_ua: int, live: LiveChangeContext
+) -> Verdict:
+    """The verdict ``_judge_change`` gives for an amplitude inside the channel's envelope: approved
+    in the same context with no finding, and the dose computed when first read.
+
+    The channel is copied without validation: the envelope holds only multiples of the step
+    within the representable range, so the int is a valid ``amplitude_ua``, and no other field
+    of the channel or the plan changes."""
+    plan = approved.plan
+    channels = plan.channels
+    changed = plan.model_copy(
+        update={
+            "channels": (
+                *channels[:index],
+                channels[index].model_copy(update={"amplitude_ua": amplitude_ua}),
+                *channels[index + 1 :],
+            )
+        }
+    )
+    layers = approved.layers
+    approved_plan = ApprovedPlan(
+        _ENGINE_TOKEN,
+        plan=changed,
+        dose=None,
+        layers=layers,
+        capabilities=approved.capabilities,
+        site_policy=approved.site_policy,
+        client=approved.client,
+        acknowledged_warnings=frozenset(),
+        live_changes=live,
+    )
+    return Verdict(
+        approved=True,
+        violations=(),
+        warnings=(),
+        layers=layers,
+        overrides_applied=live.overrides,
+        approved_plan=approved_plan,
+    )
 
 
 def check_standard(plan: StimulationPlan) -> list[Violation]:

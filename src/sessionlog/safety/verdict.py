@@ -12,10 +12,11 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import NoReturn
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from sessionlog.safety.capabilities import DeviceCapabilities
-from sessionlog.safety.dose import PlanDose
+from sessionlog.safety.dose import PlanDose, plan_dose
+from sessionlog.safety.envelope import LiveChangeContext
 from sessionlog.safety.plan import StimulationPlan
 from sessionlog.safety.screening import ClientContext, ContraindicationOverride
 from sessionlog.safety.site_policy import SitePolicy
@@ -120,30 +121,36 @@ class ApprovedPlan:
         "_client",
         "_dose",
         "_layers",
+        "_live_changes",
         "_plan",
         "_site_policy",
     )
 
     _plan: StimulationPlan
-    _dose: PlanDose
+    _dose: PlanDose | None
     _layers: tuple[Layer, ...]
     _capabilities: DeviceCapabilities | None
     _site_policy: SitePolicy | None
     _client: ClientContext | None
     _acknowledged_warnings: frozenset[WarningCode]
+    _live_changes: LiveChangeContext | None
 
     def __init__(
         self,
         token: object,
         *,
         plan: StimulationPlan,
-        dose: PlanDose,
+        dose: PlanDose | None,
         layers: tuple[Layer, ...],
         capabilities: DeviceCapabilities | None,
         site_policy: SitePolicy | None,
         client: ClientContext | None,
         acknowledged_warnings: frozenset[WarningCode],
+        live_changes: LiveChangeContext | None = None,
     ) -> None:
+        """``dose`` None: the plan's dose, computed when first read (a live change is approved
+        many times a second, and its figures are read far less often). ``live_changes``: what
+        the engine keeps for the live changes of this plan (``LimitsEngine.approve_change``)."""
         if token is not _ENGINE_TOKEN:
             raise TypeError("an ApprovedPlan is created only by LimitsEngine.approve")
         # Past the immutability guard of __setattr__; one approval per live change, so inline.
@@ -155,6 +162,7 @@ class ApprovedPlan:
         initialise(self, "_site_policy", site_policy)
         initialise(self, "_client", client)
         initialise(self, "_acknowledged_warnings", acknowledged_warnings)
+        initialise(self, "_live_changes", live_changes)
 
     def __init_subclass__(cls, **kwargs: object) -> NoReturn:
         # A subclass could skip the token check and answer with any plan while passing
@@ -176,7 +184,12 @@ class ApprovedPlan:
 
     @property
     def dose(self) -> PlanDose:
-        return self._dose
+        dose = self._dose
+        if dose is None:
+            # Pure and deterministic, so two threads computing it at once store equal figures.
+            dose = plan_dose(self._plan)
+            object.__setattr__(self, "_dose", dose)
+        return dose
 
     @property
     def layers(self) -> tuple[Layer, ...]:
@@ -213,11 +226,23 @@ class Verdict(BaseModel):
     approved: bool
     violations: tuple[Violation, ...]
     warnings: tuple[SafetyWarning, ...]
-    dose: PlanDose
     layers: tuple[Layer, ...]
     overrides_applied: tuple[ContraindicationOverride, ...] = ()
     """Contraindication overrides the approval relied on (to be recorded with the session)."""
     approved_plan: ApprovedPlan | None = Field(default=None, exclude=True)
+    computed_dose: PlanDose | None = Field(default=None, exclude=True, repr=False)
+    """The dose as the engine computed it with the verdict; None for an approved live change,
+    whose dose its approved plan computes when first read (see ``dose``)."""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def dose(self) -> PlanDose:
+        """The plan's derived dose figures, part of the verdict and of its serialised form."""
+        if self.computed_dose is not None:
+            return self.computed_dose
+        if self.approved_plan is None:
+            raise ValueError("a verdict without an approved plan carries its computed dose")
+        return self.approved_plan.dose
 
     @property
     def reasons(self) -> list[str]:

@@ -1,0 +1,100 @@
+"""Amplitude envelopes: which amplitudes of one channel every layer accepts, found by the layers.
+
+A live change alters one channel's amplitude and nothing else, and comes many times a second.
+Every check that reads an amplitude is a bound that the amplitude (or a dose figure growing with
+it) must stay on one side of, plus the device's amplitude step. So with the rest of the plan and
+its context fixed, the amplitudes of a channel that pass every layer without a finding are zero
+(or not), and the multiples of the step between a floor and a ceiling. The engine finds that floor
+and ceiling once per channel by asking its own checks (a binary search either side of an amplitude
+already approved), and a live change inside them is then known to pass without running the checks
+again; one outside them is judged by the checks, which also word the refusal. A check that broke
+this shape (a window in the middle of the range, a second step) would make the search wrong, so
+``tests/safety/test_amplitude_envelope.py`` holds every envelope to a scan of every amplitude.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sessionlog.safety.screening import ContraindicationOverride
+
+
+@dataclass(frozen=True, slots=True)
+class AmplitudeEnvelope:
+    """The amplitudes of one channel that pass every layer with no violation and no warning."""
+
+    zero_passes: bool
+    floor_ua: int
+    """The smallest amplitude above zero that passes (a multiple of ``step_ua``)."""
+    ceiling_ua: int
+    """The largest amplitude that passes; below ``floor_ua`` when none above zero does."""
+    step_ua: int
+
+    def admits(self, amplitude_ua: int) -> bool:
+        if amplitude_ua == 0:
+            return self.zero_passes
+        return self.floor_ua <= amplitude_ua <= self.ceiling_ua and amplitude_ua % self.step_ua == 0
+
+
+def search_envelope(
+    passes: Callable[[int], bool], *, anchor_ua: int, step_ua: int, max_ua: int
+) -> AmplitudeEnvelope:
+    """The envelope around ``anchor_ua``, a multiple of ``step_ua`` above zero known to pass
+    (without one, only zero may be in it: every other change is then judged by the checks).
+
+    ``passes(amplitude)`` runs every amplitude check of every layer. Above zero, the amplitudes
+    that fail lie below some floor (lower bounds) or above some ceiling (upper bounds), or off
+    the step, so a binary search over the multiples of the step finds each edge in about
+    log2(max_ua / step_ua) calls.
+    """
+    if anchor_ua <= 0 or anchor_ua % step_ua or not passes(anchor_ua):
+        # No amplitude above zero is known to pass, so there is no side to search from.
+        return AmplitudeEnvelope(zero_passes=passes(0), floor_ua=1, ceiling_ua=0, step_ua=step_ua)
+    # The largest multiple of the step that passes, between the anchor and max_ua.
+    low, high = anchor_ua // step_ua, max_ua // step_ua
+    while low < high:
+        middle = (low + high + 1) // 2
+        if passes(middle * step_ua):
+            low = middle
+        else:
+            high = middle - 1
+    ceiling_ua = low * step_ua
+    # The smallest multiple of the step above zero that passes, up to the anchor.
+    low, high = 1, anchor_ua // step_ua
+    while low < high:
+        middle = (low + high) // 2
+        if passes(middle * step_ua):
+            high = middle
+        else:
+            low = middle + 1
+    return AmplitudeEnvelope(
+        zero_passes=passes(0), floor_ua=low * step_ua, ceiling_ua=ceiling_ua, step_ua=step_ua
+    )
+
+
+class LiveChangeContext:
+    """What the live changes of one approval share: the plan's context as the engine judged it
+    (the same layers, capabilities, site policy, client and overrides, no warning), and the
+    envelope of each channel, found when the channel is first changed.
+
+    An approved live change inside its channel's envelope alters nothing else the envelopes of
+    the other channels depend on, so it carries this same context on to its own changes.
+    """
+
+    __slots__ = ("_envelopes", "overrides", "step_ua")
+
+    def __init__(self, overrides: tuple[ContraindicationOverride, ...], step_ua: int) -> None:
+        self.overrides = overrides
+        self.step_ua = step_ua
+        self._envelopes: dict[int, AmplitudeEnvelope] = {}
+
+    def envelope(self, index: int) -> AmplitudeEnvelope | None:
+        """The envelope of channel ``index``, if it was found already."""
+        return self._envelopes.get(index)
+
+    def keep(self, index: int, envelope: AmplitudeEnvelope) -> AmplitudeEnvelope:
+        """Keep the envelope found for channel ``index``. Two threads that both searched found
+        the same one, so whichever is kept last does no harm."""
+        self._envelopes[index] = envelope
+        return envelope
