@@ -8,7 +8,6 @@ and stop-on-error all live in ``sessionlog.hal.Driver``; this module only knows 
 from __future__ import annotations
 
 import itertools
-import math
 
 from sessionlog.hal import (
     DeviceFaultReport,
@@ -53,7 +52,7 @@ def millihertz(frequency_hz: float) -> int:
     """The exact mHz value of a frequency; one the wire cannot carry exactly is refused, not rounded."""
     value = frequency_hz * 1000
     nearest = round(value)
-    if not math.isclose(value, nearest, rel_tol=0, abs_tol=1e-6):
+    if not abs(value - nearest) <= 1e-6:  # NaN is refused too
         raise ValueError(f"{frequency_hz} Hz is not a whole number of mHz")
     return nearest
 

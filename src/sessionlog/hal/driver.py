@@ -26,7 +26,6 @@ from collections import deque
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from operator import attrgetter
 from types import MappingProxyType, TracebackType
 from typing import ClassVar, Self, TypeVar
 
@@ -40,7 +39,7 @@ from sessionlog.hal.errors import (
 )
 from sessionlog.hal.transport import SerialSettings, SerialTransport
 from sessionlog.safety.capabilities import DeviceCapabilities
-from sessionlog.safety.plan import ChannelPlan, Modality, StimulationPlan
+from sessionlog.safety.plan import Modality, StimulationPlan
 from sessionlog.safety.verdict import ApprovedPlan
 
 logger = logging.getLogger(__name__)
@@ -162,19 +161,30 @@ class _OvertakenByEmergencyStopError(Exception):
     a command of several frames must not carry on past the stop (it might start output again)."""
 
 
+def _void_by_close(operation: str) -> InvalidStateError:
+    return InvalidStateError(f"{operation} is void: the driver was closed while it was in progress")
+
+
+def _void_by_emergency_stop(operation: str) -> InvalidStateError:
+    return InvalidStateError(
+        f"{operation} is void: an emergency stop was made while it was in progress, and output "
+        "stays stopped"
+    )
+
+
 def _same(new: object, old: object) -> bool:
     return new is old or new == old
-
-
-_PLAN_BESIDES_CHANNELS = attrgetter(*(n for n in StimulationPlan.model_fields if n != "channels"))
-_CHANNEL_BESIDES_AMPLITUDE = attrgetter(
-    *(n for n in ChannelPlan.model_fields if n != "amplitude_ua")
-)
 
 
 def _check_same_context(change: ApprovedPlan, running: ApprovedPlan) -> None:
     """Refuse a live change approved against other layers, site policy or client than the
     running plan (capabilities are checked against the driver's own for every plan)."""
+    if (
+        change.layers is running.layers
+        and change.site_policy is running.site_policy
+        and change.client is running.client
+    ):
+        return  # the limits engine hands a live change the running plan's very context
     differing = [
         name
         for name, new, old in (
@@ -195,12 +205,13 @@ def _check_same_context(change: ApprovedPlan, running: ApprovedPlan) -> None:
 def _alters_more_than_amplitude(new: StimulationPlan, old: StimulationPlan, channel: int) -> bool:
     """Whether ``new`` differs from ``old`` in anything but the amplitude of ``channel``.
 
-    Field by field rather than by comparing dumps, since this runs on every live change; the
-    limits engine shares unchanged parts between a plan and its live changes, so most fields
-    are the very same objects and compare at once (tuple comparison tries identity first)."""
+    Compares the models' field dictionaries with the channels (or the amplitude) masked, since
+    this runs on every live change: the limits engine shares unchanged parts between a plan and
+    its live changes, so most values are the very same objects, and a dictionary comparison
+    tries identity first, in C."""
     if new is old:
         return False
-    if _PLAN_BESIDES_CHANNELS(new) != _PLAN_BESIDES_CHANNELS(old):
+    if {**vars(new), "channels": None} != {**vars(old), "channels": None}:
         return True
     if len(new.channels) != len(old.channels):
         return True
@@ -210,7 +221,10 @@ def _alters_more_than_amplitude(new: StimulationPlan, old: StimulationPlan, chan
         if new_channel.channel != channel:
             if new_channel != old_channel:
                 return True
-        elif _CHANNEL_BESIDES_AMPLITUDE(new_channel) != _CHANNEL_BESIDES_AMPLITUDE(old_channel):
+        elif {**vars(new_channel), "amplitude_ua": None} != {
+            **vars(old_channel),
+            "amplitude_ua": None,
+        }:
             return True
     return False
 
@@ -380,15 +394,13 @@ class Driver(ABC):
         waiting, the calling thread reads the port itself whenever no other thread does (see the
         module docstring), so listeners may be called on it.
         """
-        if self._state in (DriverState.FAULTED, DriverState.CLOSED):
-            raise DeviceFaultError(self._fault_reason or f"driver is {self._state}")
-        self._refuse_on_reading_thread(operation)
+        state = self._state
+        if state is DriverState.FAULTED or state is DriverState.CLOSED:
+            raise DeviceFaultError(self._fault_reason or f"driver is {state}")
+        me = threading.get_ident()
+        self._refuse_on_reading_thread(operation, me)
         voidable = self._voidable_command
-        if (
-            voidable is not None
-            and voidable[0] == threading.get_ident()
-            and voidable[1] != self._emergency_stops
-        ):
+        if voidable is not None and voidable[0] == me and voidable[1] != self._emergency_stops:
             raise _OvertakenByEmergencyStopError(operation)
         waiter = _Waiter()
         with self._input:
@@ -398,7 +410,7 @@ class Driver(ABC):
             # Written before taking the input, so that a reader in the middle of a read gets the
             # reply at once instead of making this request wait out its poll interval.
             self._transport.write(frame)
-            reply = self._await_reply(waiter, time.monotonic() + self.reply_timeout_s)
+            reply = self._await_reply(waiter, time.monotonic() + self.reply_timeout_s, me)
         finally:
             with self._input:
                 self._waiters.pop(key, None)
@@ -413,10 +425,10 @@ class Driver(ABC):
             raise DeviceRefusedError(operation, reply.code, reply.reason or "refused")
         return reply
 
-    def _await_reply(self, waiter: _Waiter, deadline: float) -> Reply | None:
+    def _await_reply(self, waiter: _Waiter, deadline: float, me: int) -> Reply | None:
         """The reply for ``waiter``, or None at ``deadline``: read the port whenever no other
-        thread reads it, else wait until that thread stops (it may have read this reply)."""
-        me = threading.get_ident()
+        thread reads it, else wait until that thread stops (it may have read this reply).
+        ``me`` is the calling thread's identity."""
         while True:
             with self._input:
                 while waiter.reply is None and self._input_owner is not None:
@@ -440,11 +452,16 @@ class Driver(ABC):
                 raise
             finally:
                 self._release_input()
+            # Set by this very thread's dispatch, if the read brought it: no need to look again
+            # under the lock.
+            if waiter.reply is not None:
+                return waiter.reply
 
-    def _refuse_on_reading_thread(self, operation: str) -> None:
+    def _refuse_on_reading_thread(self, operation: str, me: int | None = None) -> None:
         """A listener runs on the thread that reads the port, and a command it issued would wait
-        for a reply that only this thread could read (or for the command lock it holds)."""
-        if self._input_owner == threading.get_ident():
+        for a reply that only this thread could read (or for the command lock it holds). ``me``
+        is the calling thread's identity, if the caller has it already."""
+        if self._input_owner == (threading.get_ident() if me is None else me):
             raise InvalidStateError(
                 f"{operation} was called from a driver listener; listeners must not issue "
                 "commands (hand the work to another thread)"
@@ -775,13 +792,6 @@ class Driver(ABC):
             if check is not None:
                 check()
             voidable = concerns_output and new_state is not DriverState.STOPPED
-            overtaken = InvalidStateError(
-                f"{operation} is void: an emergency stop was made while it was in progress, and "
-                "output stays stopped"
-            )
-            closed = InvalidStateError(
-                f"{operation} is void: the driver was closed while it was in progress"
-            )
             if voidable:
                 self._voidable_command = (threading.get_ident(), emergency_stops)
             try:
@@ -790,9 +800,9 @@ class Driver(ABC):
                 if self._state is DriverState.CLOSED:
                     # ``close`` stopped the output and released the port under the request: the
                     # failure is the close, not a fault of the device or the link.
-                    raise closed from error
+                    raise _void_by_close(operation) from error
                 if isinstance(error, _OvertakenByEmergencyStopError):
-                    raise overtaken from None
+                    raise _void_by_emergency_stop(operation) from None
                 if (
                     voidable
                     and isinstance(error, DeviceRefusedError)
@@ -818,9 +828,9 @@ class Driver(ABC):
                         f"({self._fault_reason or 'unknown'})"
                     )
                 if self._state is DriverState.CLOSED:
-                    raise closed
+                    raise _void_by_close(operation)
                 if voidable and self._emergency_stops != emergency_stops:
-                    raise overtaken
+                    raise _void_by_emergency_stop(operation)
                 if new_state is not None:
                     self._state = new_state
                 if on_success is not None:
