@@ -280,3 +280,30 @@ def test_a_whole_session_runs_on_the_rehastim2_emulator_through_the_api(
     )
     problem = assert_problem(refused, 422)
     assert any(e["code"] == "modality_unsupported" for e in problem["verdict"]["violations"])
+
+
+def test_live_status_offers_the_intensities_every_layer_allows_and_they_hold(
+    api: TestClient, people: dict[str, int]
+) -> None:
+    # The device reports a 45 mA ceiling: tighter than the 120 mA EMS standard; the standard's
+    # EMS floor (no amplitude between 0 and 1 mA, the µA/mA mix-up guard) sets the minimum.
+    device_id = connect(api, "channels=2&seed=4&ems_max_ua=45000")
+    session_id = create_session(api, people, device_id)
+
+    ranges = status(api, session_id)["intensity_ranges"]
+
+    assert ranges == {"1": {"zero_allowed": True, "min_ua": 1000, "max_ua": 45_000, "step_ua": 1}}
+    intensity = f"/api/v1/sessions/{session_id}/intensity"
+    assert api.post(f"/api/v1/sessions/{session_id}/start").status_code == 200
+    assert api.post(intensity, json={"channel": 1, "amplitude_ua": 45_000}).status_code == 200
+    for outside in (45_001, 999):
+        assert_problem(
+            api.post(intensity, json={"channel": 1, "amplitude_ua": outside}),
+            422,
+            "plan.channels[0].amplitude_ua",
+        )
+    assert status(api, session_id)["target_ua"] == {"1": 45_000}
+    assert status(api, session_id)["intensity_ranges"] == ranges
+
+    api.post(f"/api/v1/sessions/{session_id}/stop")
+    assert status(api, session_id)["intensity_ranges"] is None

@@ -156,6 +156,13 @@ def test_practitioner_runs_watches_and_stops_a_session(server: str, browser: Any
     page.get_by_role("button", name="Raise channel 1 intensity").click()
     page.wait_for_selector("#intensity-result:has-text('approved')")
     assert "21.0 mA" in page.locator("#intensity-result").inner_text()
+    # The highest target the limits engine allows, as the live status reports it.
+    allowed = page.locator('#channel-table tr[data-channel="1"] .allowed').inner_text()
+    ranges = page.evaluate(
+        f"fetch('/api/v1/sessions/{session_id}/live').then((r) => r.json())"
+        ".then((s) => s.intensity_ranges)"
+    )
+    assert allowed == f"up to {ranges['1']['max_ua'] / 1000:.1f} mA"
     shot(page, "06-live-running")
 
     # At tablet width, scrolled to the bottom, the STOP button is still on screen.

@@ -5,6 +5,7 @@ Everything below this package (session runner, HAL, drivers) receives an ``Appro
 ``Verdict``.
 """
 
+from sessionlog.safety.amplitude_range import AmplitudeRange
 from sessionlog.safety.capabilities import DeviceCapabilities, ModalityCapabilities
 from sessionlog.safety.dose import (
     REFERENCE_LOAD_OHM,
@@ -13,7 +14,6 @@ from sessionlog.safety.dose import (
     channel_dose,
     plan_dose,
 )
-from sessionlog.safety.envelope import AmplitudeEnvelope
 from sessionlog.safety.limits import LimitsEngine, check_standard
 from sessionlog.safety.plan import (
     BodySite,
@@ -58,7 +58,7 @@ __all__ = [
     "MICROCURRENT_PROFILE",
     "REFERENCE_LOAD_OHM",
     "STANDARD_PROFILES",
-    "AmplitudeEnvelope",
+    "AmplitudeRange",
     "ApprovedPlan",
     "BodySite",
     "ChannelPlan",

@@ -55,7 +55,7 @@ of the channels whose amplitude-dependent checks run, every other check being le
 that reads no amplitude and no dose figure must therefore never raise a warning: a live change
 would not reproduce it (``LimitsEngine.approve_change``). A check that does read one must be a bound
 on one side (a dose figure only grows with the amplitude) or the device's amplitude step: the
-amplitude envelopes of ``sessionlog.safety.envelope`` are searched for on that shape."""
+amplitude ranges of ``sessionlog.safety.amplitude_range`` are searched for on that shape."""
 
 
 def checked_channels(channel_count: int, amplitude_checks_for: AmplitudeChecks) -> Sequence[int]:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import copy
 from collections.abc import Set
 
+from sessionlog.safety.amplitude_range import AmplitudeRange, LiveChangeContext, search_range
 from sessionlog.safety.capabilities import DeviceCapabilities
 from sessionlog.safety.device_layer import check_device_layer
 from sessionlog.safety.dose import PlanDose, channel_dose, plan_dose, summarise_dose
-from sessionlog.safety.envelope import AmplitudeEnvelope, LiveChangeContext, search_envelope
 from sessionlog.safety.findings import AmplitudeChecks, Findings
 from sessionlog.safety.plan import MAX_REPRESENTABLE_AMPLITUDE_UA, ChannelPlan, StimulationPlan
 from sessionlog.safety.prescription_layer import check_prescription_layer
@@ -97,7 +97,7 @@ class LimitsEngine:
         The verdict is the one ``approve`` gives for the changed plan in that context (property
         tests compare the two field by field), computed with less work because live changes come
         many times a second. When the approval raised no warning, the channel's amplitude
-        envelope (``sessionlog.safety.envelope``), found by these very checks on the channel's
+        range (``sessionlog.safety.amplitude_range``), found by these very checks on the channel's
         first change, says at once whether the new amplitude passes every layer with no finding;
         if it does, the changed plan is approved with its dose computed when first read. Any
         other change is judged by the checks (``_judge_change``), which word every refusal.
@@ -112,14 +112,12 @@ class LimitsEngine:
         index = _channel_index(approved.plan, channel)
         live = approved._live_changes
         if live is not None and type(amplitude_ua) is int:
-            envelope = live.envelope(index) or live.keep(index, self._search(approved, index))
-            if envelope.admits(amplitude_ua):
-                return _approved_inside_envelope(approved, index, amplitude_ua, live)
+            allowed = live.found(index) or live.keep(index, self._search(approved, index))
+            if allowed.admits(amplitude_ua):
+                return _approved_inside_range(approved, index, amplitude_ua, live)
         return self._judge_change(approved, index, amplitude_ua, frozenset(acknowledged_warnings))
 
-    def amplitude_envelope(
-        self, approved: ApprovedPlan, *, channel: int
-    ) -> AmplitudeEnvelope | None:
+    def amplitude_range(self, approved: ApprovedPlan, *, channel: int) -> AmplitudeRange | None:
         """The amplitudes a live change of ``channel`` may take without a violation or a warning
         in the context of ``approved`` (the range of an intensity control), or None when that
         approval raised a warning (each change is then judged by the checks alone). Raises
@@ -128,7 +126,7 @@ class LimitsEngine:
         live = approved._live_changes
         if live is None:
             return None
-        return live.envelope(index) or live.keep(index, self._search(approved, index))
+        return live.found(index) or live.keep(index, self._search(approved, index))
 
     def _judge_change(
         self,
@@ -174,9 +172,9 @@ class LimitsEngine:
             ),
         )
 
-    def _search(self, approved: ApprovedPlan, index: int) -> AmplitudeEnvelope:
-        """Channel ``index``'s envelope, found by ``_judge_change`` around its approved amplitude
-        (see ``search_envelope``); only called for an approval that raised no warning."""
+    def _search(self, approved: ApprovedPlan, index: int) -> AmplitudeRange:
+        """Channel ``index``'s range, found by ``_judge_change`` around its approved amplitude
+        (see ``search_range``); only called for an approval that raised no warning."""
         live = approved._live_changes
         assert live is not None
 
@@ -184,7 +182,7 @@ class LimitsEngine:
             verdict = self._judge_change(approved, index, amplitude_ua, frozenset())
             return verdict.approved and not verdict.warnings
 
-        return search_envelope(
+        return search_range(
             passes,
             anchor_ua=approved.plan.channels[index].amplitude_ua,
             step_ua=live.step_ua,
@@ -237,7 +235,7 @@ class LimitsEngine:
                 site_policy=site_policy,
                 client=client,
                 acknowledged_warnings=acknowledged,
-                # Envelopes are found only where no warning was raised: a change inside one
+                # Ranges are found only where no warning was raised: a change inside one
                 # then raises none either, so its verdict needs no warning reproduced.
                 live_changes=None
                 if acknowledged
@@ -268,13 +266,13 @@ def _amplitude_step_ua(plan: StimulationPlan, capabilities: DeviceCapabilities |
     return 1 if ranges is None else ranges.amplitude_step_ua
 
 
-def _approved_inside_envelope(
+def _approved_inside_range(
     approved: ApprovedPlan, index: int, amplitude_ua: int, live: LiveChangeContext
 ) -> Verdict:
-    """The verdict ``_judge_change`` gives for an amplitude inside the channel's envelope: approved
+    """The verdict ``_judge_change`` gives for an amplitude inside the channel's range: approved
     in the same context with no finding, and the dose computed when first read.
 
-    The channel is copied without validation: the envelope holds only multiples of the step
+    The channel is copied without validation: the range holds only multiples of the step
     within the representable range, so the int is a valid ``amplitude_ua``, and no other field
     of the channel or the plan changes."""
     plan = approved.plan

@@ -14,9 +14,9 @@ from typing import NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from sessionlog.safety.amplitude_range import LiveChangeContext
 from sessionlog.safety.capabilities import DeviceCapabilities
 from sessionlog.safety.dose import PlanDose, plan_dose
-from sessionlog.safety.envelope import LiveChangeContext
 from sessionlog.safety.plan import StimulationPlan
 from sessionlog.safety.screening import ClientContext, ContraindicationOverride
 from sessionlog.safety.site_policy import SitePolicy

@@ -27,7 +27,14 @@ from sessionlog.hal import (
     HalError,
     TelemetryReading,
 )
-from sessionlog.safety import ApprovedPlan, ChannelPlan, LimitsEngine, Verdict, standard_profile
+from sessionlog.safety import (
+    AmplitudeRange,
+    ApprovedPlan,
+    ChannelPlan,
+    LimitsEngine,
+    Verdict,
+    standard_profile,
+)
 from sessionlog.sessions.recorder import SessionRecorder
 
 logger = logging.getLogger(__name__)
@@ -192,6 +199,22 @@ class SessionRunner:
                 last_impedance_ohm=dict(self._last_impedance),
                 end_reason=self._end_reason,
             )
+
+    def intensity_ranges(self) -> dict[int, AmplitudeRange] | None:
+        """Per channel, the target amplitudes a change may set now without a refusal or a warning
+        to acknowledge (what an intensity control offers), from the limits engine's amplitude
+        range of the current target; None once the session has ended, or when the target's
+        approval carried a warning (each change is then judged on its own)."""
+        if self._state in ENDED:
+            return None
+        target = self._approved_target  # immutable, and replaced whole: no lock needed
+        ranges = {}
+        for channel in target.plan.channels:
+            allowed = self._engine.amplitude_range(target, channel=channel.channel)
+            if allowed is None:
+                return None
+            ranges[channel.channel] = allowed
+        return ranges
 
     def subscribe(self, listener: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
         """Be told of state changes and telemetry (for live views); returns the unsubscribe call."""

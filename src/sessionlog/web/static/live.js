@@ -42,6 +42,11 @@ document.addEventListener("DOMContentLoaded", () => {
       const r = row(ch);
       if (r) { r.dataset.targetUa = String(ua); r.querySelector(".target").textContent = show(ua); }
     }
+    const ranges = s.intensity_ranges || {};
+    document.querySelectorAll("#channel-table tr[data-channel] .allowed").forEach((cell) => {
+      const range = ranges[cell.closest("tr").dataset.channel];
+      cell.textContent = range && range.max_ua !== null ? "up to " + show(range.max_ua) : "";
+    });
     if (ENDED.includes(s.state)) finish(s.state, s.end_reason);
     setButtons();
   }

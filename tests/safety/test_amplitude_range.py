@@ -1,8 +1,8 @@
-"""Amplitude envelopes: the amplitudes of a channel every layer accepts, found by the checks.
+"""Amplitude ranges: the amplitudes of a channel every layer accepts, found by the checks.
 
-``LimitsEngine.approve_change`` approves a live change inside the channel's envelope without
-running the checks again, so an envelope that admitted one amplitude too many would let a change
-past a limit. These tests hold every envelope to the full approval of the changed plan at every
+``LimitsEngine.approve_change`` approves a live change inside the channel's range without
+running the checks again, so a range that admitted one amplitude too many would let a change
+past a limit. These tests hold every range to the full approval of the changed plan at every
 amplitude around its edges and at random amplitudes inside and outside it, over generated plans
 and every combination of layers; the search itself is held to predicates with known edges.
 """
@@ -25,7 +25,7 @@ from sessionlog.safety import (
     StimulationPlan,
     WarningCode,
 )
-from sessionlog.safety.envelope import AmplitudeEnvelope, search_envelope
+from sessionlog.safety.amplitude_range import AmplitudeRange, search_range
 from sessionlog.safety.plan import MAX_REPRESENTABLE_AMPLITUDE_UA
 from sessionlog.safety.screening import ClientContext
 
@@ -50,18 +50,18 @@ def _full_approval_passes(
     return verdict.approved and not verdict.violations and not verdict.warnings
 
 
-def _probe_amplitudes(envelope: AmplitudeEnvelope, data: st.DataObject) -> set[int]:
+def _probe_amplitudes(allowed: AmplitudeRange, data: st.DataObject) -> set[int]:
     """Both sides of each edge (on and off the step), zero, and random amplitudes anywhere."""
-    step = envelope.step_ua
-    edges = {0, envelope.floor_ua, envelope.ceiling_ua}
+    step = allowed.step_ua
+    edges = {0, allowed.floor_ua, allowed.ceiling_ua}
     probes = {edge + offset for edge in edges for offset in (-step, -1, 0, 1, step)}
     probes |= set(
         data.draw(
             st.lists(st.integers(0, MAX_REPRESENTABLE_AMPLITUDE_UA), max_size=8), label="random"
         )
     )
-    if envelope.floor_ua <= envelope.ceiling_ua:
-        inside = st.integers(envelope.floor_ua // step, envelope.ceiling_ua // step)
+    if allowed.floor_ua <= allowed.ceiling_ua:
+        inside = st.integers(allowed.floor_ua // step, allowed.ceiling_ua // step)
         probes |= {k * step for k in data.draw(st.lists(inside, max_size=8), label="inside")}
     return {a for a in probes if 0 <= a <= MAX_REPRESENTABLE_AMPLITUDE_UA}
 
@@ -81,21 +81,21 @@ def test_an_envelope_admits_exactly_the_amplitudes_a_full_approval_passes(
         event("first approval refused")
         return
     index = data.draw(st.integers(0, len(plan.channels) - 1), label="channel index")
-    envelope = ENGINE.amplitude_envelope(approved, channel=plan.channels[index].channel)
-    if envelope is None:
-        assert approved.acknowledged_warnings, "only an approval with warnings has no envelope"
-        event("approval raised warnings: no envelope")
+    allowed = ENGINE.amplitude_range(approved, channel=plan.channels[index].channel)
+    if allowed is None:
+        assert approved.acknowledged_warnings, "only an approval with warnings has no range"
+        event("approval raised warnings: no range")
         return
-    # An envelope is searched for on both sides of the channel's approved amplitude; a channel
+    # A range is searched for on both sides of the channel's approved amplitude; a channel
     # approved at zero has no side to search from, and admits zero at most.
     anchored = plan.channels[index].amplitude_ua > 0
     event("anchored" if anchored else "approved at zero")
-    for amplitude_ua in sorted(_probe_amplitudes(envelope, data)):
+    for amplitude_ua in sorted(_probe_amplitudes(allowed, data)):
         expected = _full_approval_passes(approved, context, index, amplitude_ua)
         if anchored or amplitude_ua == 0:
-            assert envelope.admits(amplitude_ua) == expected, (amplitude_ua, envelope)
+            assert allowed.admits(amplitude_ua) == expected, (amplitude_ua, allowed)
         else:
-            assert not envelope.admits(amplitude_ua), (amplitude_ua, envelope)
+            assert not allowed.admits(amplitude_ua), (amplitude_ua, allowed)
 
 
 def test_the_envelope_runs_from_the_device_minimum_to_the_tightest_ceiling_on_the_step() -> None:
@@ -120,10 +120,10 @@ def test_the_envelope_runs_from_the_device_minimum_to_the_tightest_ceiling_on_th
     ).approved_plan
     assert approved is not None
 
-    envelope = ENGINE.amplitude_envelope(approved, channel=1)
+    allowed = ENGINE.amplitude_range(approved, channel=1)
 
     # 42 500 is the last multiple of the 500 µA step within the 42 750 µA prescription.
-    assert envelope == AmplitudeEnvelope(
+    assert allowed == AmplitudeRange(
         zero_passes=False, floor_ua=4_000, ceiling_ua=42_500, step_ua=500
     )
     for amplitude_ua, admitted in ((42_500, True), (43_000, False), (20_250, False)):
@@ -144,7 +144,7 @@ def test_a_change_inside_the_envelope_carries_its_dose_and_the_envelope_on() -> 
     full = ENGINE.approve(second.approved_plan.plan)
     assert second.dose == full.dose == second.approved_plan.dose
     assert second.model_dump(mode="json") == full.model_dump(mode="json")
-    assert ENGINE.amplitude_envelope(second.approved_plan, channel=1) == ENGINE.amplitude_envelope(
+    assert ENGINE.amplitude_range(second.approved_plan, channel=1) == ENGINE.amplitude_range(
         approved, channel=1
     )
 
@@ -172,14 +172,14 @@ def test_an_approval_with_an_acknowledged_warning_has_no_envelope() -> None:
     assert approved is not None
     assert approved.acknowledged_warnings
 
-    assert ENGINE.amplitude_envelope(approved, channel=1) is None
+    assert ENGINE.amplitude_range(approved, channel=1) is None
 
 
 def test_an_envelope_of_a_channel_not_in_the_plan_is_an_error() -> None:
     approved = ENGINE.approve(make_plan(Modality.EMS)).approved_plan
     assert approved is not None
     with pytest.raises(ValueError, match="channel 9"):
-        ENGINE.amplitude_envelope(approved, channel=9)
+        ENGINE.amplitude_range(approved, channel=9)
 
 
 # --- the search on its own ----------------------------------------------------------------------
@@ -210,18 +210,18 @@ def test_the_search_finds_both_edges_of_any_window(
         return
     anchor = data.draw(st.integers(first, last), label="anchor") * step
 
-    envelope = search_envelope(
+    allowed = search_range(
         _window(low, high, step, zero=zero), anchor_ua=anchor, step_ua=step, max_ua=200_000
     )
 
-    assert envelope == AmplitudeEnvelope(
+    assert allowed == AmplitudeRange(
         zero_passes=zero, floor_ua=first * step, ceiling_ua=last * step, step_ua=step
     )
 
 
 def test_the_search_stops_at_the_representable_maximum() -> None:
-    envelope = search_envelope(lambda a: a > 0, anchor_ua=5, step_ua=1, max_ua=1000)
-    assert (envelope.floor_ua, envelope.ceiling_ua) == (1, 1000)
+    allowed = search_range(lambda a: a > 0, anchor_ua=5, step_ua=1, max_ua=1000)
+    assert (allowed.floor_ua, allowed.ceiling_ua) == (1, 1000)
 
 
 @pytest.mark.parametrize("anchor", [0, 15, 20])
@@ -230,7 +230,7 @@ def test_without_a_passing_anchor_on_the_step_the_envelope_admits_zero_at_most(
     anchor: int, zero: bool
 ) -> None:
     # 0 is no anchor, 15 is off the step of 10, 20 fails the predicate.
-    envelope = search_envelope(
+    allowed = search_range(
         _window(30, 90, 10, zero=zero), anchor_ua=anchor, step_ua=10, max_ua=1000
     )
-    assert [a for a in range(0, 1001) if envelope.admits(a)] == ([0] if zero else [])
+    assert [a for a in range(0, 1001) if allowed.admits(a)] == ([0] if zero else [])

@@ -1,4 +1,4 @@
-"""Amplitude envelopes: which amplitudes of one channel every layer accepts, found by the layers.
+"""Amplitude ranges: which amplitudes of one channel every layer accepts, found by the layers.
 
 A live change alters one channel's amplitude and nothing else, and comes many times a second.
 Every check that reads an amplitude is a bound that the amplitude (or a dose figure growing with
@@ -9,7 +9,8 @@ and ceiling once per channel by asking its own checks (a binary search either si
 already approved), and a live change inside them is then known to pass without running the checks
 again; one outside them is judged by the checks, which also word the refusal. A check that broke
 this shape (a window in the middle of the range, a second step) would make the search wrong, so
-``tests/safety/test_amplitude_envelope.py`` holds every envelope to a scan of every amplitude.
+``tests/safety/test_amplitude_range.py`` holds ranges to full approvals on both sides of each edge
+and at random amplitudes, over generated plans and every combination of layers.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sessionlog.safety.screening import ContraindicationOverride
 
 
 @dataclass(frozen=True, slots=True)
-class AmplitudeEnvelope:
+class AmplitudeRange:
     """The amplitudes of one channel that pass every layer with no violation and no warning."""
 
     zero_passes: bool
@@ -37,10 +38,10 @@ class AmplitudeEnvelope:
         return self.floor_ua <= amplitude_ua <= self.ceiling_ua and amplitude_ua % self.step_ua == 0
 
 
-def search_envelope(
+def search_range(
     passes: Callable[[int], bool], *, anchor_ua: int, step_ua: int, max_ua: int
-) -> AmplitudeEnvelope:
-    """The envelope around ``anchor_ua``, a multiple of ``step_ua`` above zero known to pass
+) -> AmplitudeRange:
+    """The range around ``anchor_ua``, a multiple of ``step_ua`` above zero known to pass
     (without one, only zero may be in it: every other change is then judged by the checks).
 
     ``passes(amplitude)`` runs every amplitude check of every layer. Above zero, the amplitudes
@@ -50,7 +51,7 @@ def search_envelope(
     """
     if anchor_ua <= 0 or anchor_ua % step_ua or not passes(anchor_ua):
         # No amplitude above zero is known to pass, so there is no side to search from.
-        return AmplitudeEnvelope(zero_passes=passes(0), floor_ua=1, ceiling_ua=0, step_ua=step_ua)
+        return AmplitudeRange(zero_passes=passes(0), floor_ua=1, ceiling_ua=0, step_ua=step_ua)
     # The largest multiple of the step that passes, between the anchor and max_ua.
     low, high = anchor_ua // step_ua, max_ua // step_ua
     while low < high:
@@ -68,7 +69,7 @@ def search_envelope(
             high = middle
         else:
             low = middle + 1
-    return AmplitudeEnvelope(
+    return AmplitudeRange(
         zero_passes=passes(0), floor_ua=low * step_ua, ceiling_ua=ceiling_ua, step_ua=step_ua
     )
 
@@ -76,25 +77,25 @@ def search_envelope(
 class LiveChangeContext:
     """What the live changes of one approval share: the plan's context as the engine judged it
     (the same layers, capabilities, site policy, client and overrides, no warning), and the
-    envelope of each channel, found when the channel is first changed.
+    range of each channel, found when the channel is first changed.
 
-    An approved live change inside its channel's envelope alters nothing else the envelopes of
+    An approved live change inside its channel's range alters nothing else the ranges of
     the other channels depend on, so it carries this same context on to its own changes.
     """
 
-    __slots__ = ("_envelopes", "overrides", "step_ua")
+    __slots__ = ("_ranges", "overrides", "step_ua")
 
     def __init__(self, overrides: tuple[ContraindicationOverride, ...], step_ua: int) -> None:
         self.overrides = overrides
         self.step_ua = step_ua
-        self._envelopes: dict[int, AmplitudeEnvelope] = {}
+        self._ranges: dict[int, AmplitudeRange] = {}
 
-    def envelope(self, index: int) -> AmplitudeEnvelope | None:
-        """The envelope of channel ``index``, if it was found already."""
-        return self._envelopes.get(index)
+    def found(self, index: int) -> AmplitudeRange | None:
+        """The range of channel ``index``, if it was found already."""
+        return self._ranges.get(index)
 
-    def keep(self, index: int, envelope: AmplitudeEnvelope) -> AmplitudeEnvelope:
-        """Keep the envelope found for channel ``index``. Two threads that both searched found
+    def keep(self, index: int, allowed: AmplitudeRange) -> AmplitudeRange:
+        """Keep the range found for channel ``index``. Two threads that both searched found
         the same one, so whichever is kept last does no harm."""
-        self._envelopes[index] = envelope
-        return envelope
+        self._ranges[index] = allowed
+        return allowed
