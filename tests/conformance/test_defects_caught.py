@@ -72,6 +72,32 @@ class MicrocurrentHalved(SimulatedDriver):
         super()._apply(plan)
 
 
+def _each_channel(plan, **fields):
+    channels = [c.model_copy(update={k: f(c) for k, f in fields.items()}) for c in plan.channels]
+    return plan.model_copy(update={"channels": channels})
+
+
+class HalfPulseWidth(SimulatedDriver):
+    name = "d_half_width"
+
+    def _apply(self, plan):
+        super()._apply(_each_channel(plan, pulse_width_us=lambda c: c.pulse_width_us // 2))
+
+
+class DoubleFrequency(SimulatedDriver):
+    name = "d_double_frequency"
+
+    def _apply(self, plan):
+        super()._apply(_each_channel(plan, frequency_hz=lambda c: c.frequency_hz * 2))
+
+
+class AsymmetricPhases(SimulatedDriver):
+    name = "d_asymmetric"
+
+    def _apply(self, plan):
+        super()._apply(_each_channel(plan, phase_type=lambda c: "biphasic_asymmetric"))
+
+
 class ExtraChannels(SimulatedDriver):
     name = "d_extra_channels"
 
@@ -88,6 +114,9 @@ ENTRY_POINTS = {
     "d_swallowed": "GarbageSwallowed",
     "d_extra_channels": "ExtraChannels",
     "d_microcurrent_halved": "MicrocurrentHalved",
+    "d_half_width": "HalfPulseWidth",
+    "d_double_frequency": "DoubleFrequency",
+    "d_asymmetric": "AsymmetricPhases",
 }
 
 
@@ -143,6 +172,22 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "d_microcurrent_halved",
             "test_every_other_declared_modality_is_delivered_exactly",
             "in a microcurrent plan",
+        ),
+        (
+            "d_half_width",
+            "test_start_delivers_exactly_the_approved_plan",
+            "channel 1: delivered 150 µs at 40 Hz, biphasic_symmetric, planned 300 µs at 40 Hz",
+        ),
+        (
+            "d_double_frequency",
+            "test_start_delivers_exactly_the_approved_plan",
+            "channel 1: delivered 300 µs at 80 Hz, biphasic_symmetric, planned 300 µs at 40 Hz",
+        ),
+        (
+            "d_asymmetric",
+            "test_start_delivers_exactly_the_approved_plan",
+            "delivered 300 µs at 40 Hz, biphasic_asymmetric, planned 300 µs at 40 Hz, "
+            "biphasic_symmetric",
         ),
     ],
 )

@@ -175,6 +175,12 @@ class StimulatorEmulator(
         with self._lock:
             return self._channels[channel].output_amplitude_ua
 
+    def delivered_settings(self, channel: int) -> ConfigureChannel | None:
+        """The configuration ``channel`` delivers its pulses with; None while it is not running."""
+        with self._lock:
+            state = self._channels[channel]
+            return state.settings if state.state is ChannelState.RUNNING else None
+
     def channel_state(self, channel: int) -> ChannelState:
         with self._lock:
             return self._channels[channel].state

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import re
 import threading
 import time
@@ -30,7 +31,7 @@ from sessionlog.conformance.plans import (
     other_amplitudes,
     plan_for,
 )
-from sessionlog.conformance.probe import EmulatorProbe, probe_of_driver
+from sessionlog.conformance.probe import EmulatorProbe, PulseProbe, probe_of_driver
 from sessionlog.hal.driver import DeviceFaultReport, Driver, DriverState, TelemetryReading
 from sessionlog.hal.errors import (
     DeviceFaultError,
@@ -599,6 +600,38 @@ def _assert_delivers(
     assert delivered == expected, (
         f"delivered µA per channel {delivered}, planned {expected}{' ' + when if when else ''}"
     )
+    if isinstance(probe, PulseProbe):
+        _assert_pulses(probe, plan, when)
+
+
+def _assert_pulses(probe: PulseProbe, plan: StimulationPlan, when: str) -> None:
+    """Each planned channel pulses with its own width, frequency and phase type: a width or
+    frequency scaled, rounded or taken from another channel changes the charge and the dose the
+    limits engine approved as surely as a wrong amplitude."""
+    for channel in plan.channels:
+        pulse = probe.delivered_pulse(channel.channel)
+        planned = (
+            f"planned {channel.pulse_width_us} µs at {channel.frequency_hz:g} Hz, "
+            f"{channel.phase_type.value}"
+        )
+        where = f"channel {channel.channel}{' ' + when if when else ''}"
+        assert pulse is not None, f"{where} delivers current but no pulse train ({planned})"
+        delivered = (
+            f"delivered {pulse.pulse_width_us} µs at {pulse.frequency_hz:g} Hz, "
+            f"{pulse.phase_type.value}"
+            + (
+                f", {pulse.pulses_per_period} pulses a period"
+                if pulse.pulses_per_period != 1
+                else ""
+            )
+        )
+        as_planned = (
+            pulse.pulse_width_us == channel.pulse_width_us
+            and math.isclose(pulse.frequency_hz, channel.frequency_hz, rel_tol=1e-9)
+            and pulse.phase_type is channel.phase_type
+            and pulse.pulses_per_period == 1
+        )
+        assert as_planned, f"{where}: {delivered}, {planned}"
 
 
 def _live_change(running: ApprovedPlan, *, channel: int, gentle: bool) -> ApprovedPlan:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from sessionlog.hal.driver import Driver
+from sessionlog.safety.plan import PhaseType
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,29 @@ class EmulatorProbe(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class DeliveredPulse:
+    """The pulse train one channel delivers: what the plan's timing fields became on the device."""
+
+    pulse_width_us: int
+    """One phase, as in the plan."""
+    frequency_hz: float
+    phase_type: PhaseType
+    pulses_per_period: int = 1
+    """More than one for a burst (a ScienceMode2 doublet or triplet), which no plan asks for."""
+
+
+@runtime_checkable
+class PulseProbe(Protocol):
+    """An emulator probe that also reports each channel's pulse train, so that the contract checks
+    pulse width, frequency and phase type as it checks amplitudes. Apart from ``EmulatorProbe``
+    so that a probe written without it still runs every other check."""
+
+    def delivered_pulse(self, channel: int) -> DeliveredPulse | None:
+        """The pulse train 1-based ``channel`` delivers now; None when it delivers none."""
+        ...
+
+
 class _SimulatedProbe:
     """The simulated reference stimulator's emulator seen through the probe protocol."""
 
@@ -92,6 +116,16 @@ class _SimulatedProbe:
             WireCommand(e.timestamp_s, e.command.name.lower(), e.command in self._keepalive)
             for e in self._emulator.command_log
         ]
+
+    def delivered_pulse(self, channel: int) -> DeliveredPulse | None:
+        settings = self._emulator.delivered_settings(channel - 1)
+        if settings is None:
+            return None
+        return DeliveredPulse(
+            pulse_width_us=settings.pulse_width_us,
+            frequency_hz=settings.frequency_hz,
+            phase_type=PhaseType[settings.phase_type.name],
+        )
 
     def unplug(self) -> None:
         self._emulator.unplug()
@@ -134,6 +168,23 @@ class _RehaStim2Probe:
             WireCommand(e.timestamp_s, e.command.name.lower(), e.command in self._keepalive)
             for e in self._emulator.command_log
         ]
+
+    def delivered_pulse(self, channel: int) -> DeliveredPulse | None:
+        """ScienceMode2 pulses are biphasic and charge-balanced; a channel pulses on every pass
+        of the channel list, or on every (factor + 1)-th when it is a low-frequency channel."""
+        pulse = self._emulator.output_pulse(channel)
+        channel_list = self._emulator.channel_list
+        if pulse is None or channel_list is None or channel_list.one_shot:
+            return None
+        passes = 1
+        if channel in channel_list.low_frequency_channels:
+            passes += channel_list.low_frequency_factor
+        return DeliveredPulse(
+            pulse_width_us=pulse.pulse_width_us,
+            frequency_hz=1000 / (channel_list.main_stimulation_interval_ms * passes),
+            phase_type=PhaseType.BIPHASIC_SYMMETRIC,
+            pulses_per_period=pulse.pulse_group.pulse_count,
+        )
 
     def unplug(self) -> None:
         self._emulator.unplug()
