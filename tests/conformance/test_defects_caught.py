@@ -12,6 +12,8 @@ import pytest
 from tests.conformance.helpers import PLUGIN, run_pytest
 
 DEFECTS = """
+import dataclasses
+
 from sessionlog_drivers.simulated.driver import SimulatedDriver
 
 
@@ -98,6 +100,25 @@ class AsymmetricPhases(SimulatedDriver):
         super()._apply(_each_channel(plan, phase_type=lambda c: "biphasic_asymmetric"))
 
 
+class TelemetryIgnored(SimulatedDriver):
+    name = "d_telemetry_ignored"
+
+    def _decode(self, data):
+        return [m for m in super()._decode(data) if type(m).__name__ != "TelemetryReading"]
+
+
+class TelemetryZeroBased(SimulatedDriver):
+    name = "d_telemetry_zero_based"
+
+    def _decode(self, data):
+        return [
+            dataclasses.replace(m, channel=m.channel - 1)
+            if type(m).__name__ == "TelemetryReading"
+            else m
+            for m in super()._decode(data)
+        ]
+
+
 class ExtraChannels(SimulatedDriver):
     name = "d_extra_channels"
 
@@ -117,6 +138,8 @@ ENTRY_POINTS = {
     "d_half_width": "HalfPulseWidth",
     "d_double_frequency": "DoubleFrequency",
     "d_asymmetric": "AsymmetricPhases",
+    "d_telemetry_ignored": "TelemetryIgnored",
+    "d_telemetry_zero_based": "TelemetryZeroBased",
 }
 
 
@@ -188,6 +211,16 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "test_start_delivers_exactly_the_approved_plan",
             "delivered 300 µs at 40 Hz, biphasic_asymmetric, planned 300 µs at 40 Hz, "
             "biphasic_symmetric",
+        ),
+        (
+            "d_telemetry_ignored",
+            "test_the_device_s_measured_current_reaches_the_driver",
+            "the driver's latest_telemetry() holds {}",
+        ),
+        (
+            "d_telemetry_zero_based",
+            "test_the_device_s_measured_current_reaches_the_driver",
+            "the driver's latest_telemetry() holds {0: ",
         ),
     ],
 )

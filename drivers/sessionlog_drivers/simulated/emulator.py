@@ -153,6 +153,7 @@ class StimulatorEmulator(
         self._last_host_frame_s = self._power_on_s
         self._telemetry_origin_s: float | None = None
         self._telemetry_count = 0
+        self._last_telemetry: dict[int, int] = {}
         self._latched_flags = DeviceFlags.NONE
         self._hardware_fault = False
         self._device_seq = 0
@@ -174,6 +175,11 @@ class StimulatorEmulator(
     def output_amplitude_ua(self, channel: int) -> int:
         with self._lock:
             return self._channels[channel].output_amplitude_ua
+
+    def last_telemetry(self) -> dict[int, int]:
+        """The measured current (µA) each channel last reported in TELEMETRY, by channel index."""
+        with self._lock:
+            return dict(self._last_telemetry)
 
     def delivered_settings(self, channel: int) -> ConfigureChannel | None:
         """The configuration ``channel`` delivers its pulses with; None while it is not running."""
@@ -263,6 +269,7 @@ class StimulatorEmulator(
                 noise_sd = max(1.0, output * 0.005)
                 current = max(0, round(rng.gauss(output, noise_sd))) if output else 0
             samples.append(TelemetrySample(index, current, round(impedance)))
+            self._last_telemetry[index] = current
         self._send_unsolicited(Telemetry(self._device_time_ms(at_s), tuple(samples)), at_s)
         self._telemetry_count += 1
 

@@ -31,7 +31,12 @@ from sessionlog.conformance.plans import (
     other_amplitudes,
     plan_for,
 )
-from sessionlog.conformance.probe import EmulatorProbe, PulseProbe, probe_of_driver
+from sessionlog.conformance.probe import (
+    EmulatorProbe,
+    PulseProbe,
+    TelemetryProbe,
+    probe_of_driver,
+)
 from sessionlog.hal.driver import DeviceFaultReport, Driver, DriverState, TelemetryReading
 from sessionlog.hal.errors import (
     DeviceFaultError,
@@ -274,6 +279,30 @@ class DriverContract:
             return
         assert wait_until(lambda: seen.output_active, 1.0), "start left the output off"
         _assert_delivers(seen, reference.plan, running.capabilities)
+
+    def test_the_device_s_measured_current_reaches_the_driver(
+        self, running: Driver, reference: ApprovedPlan, probe: EmulatorProbe
+    ) -> None:
+        """Each reading the device reports reaches ``latest_telemetry()`` on its own channel and
+        in µA: the overcurrent check, the session record and the live view see only what the
+        driver decodes, so a reading dropped, renumbered or rescaled on its way blinds them."""
+        if not isinstance(probe, TelemetryProbe):
+            pytest.skip("the emulator probe does not report the device's telemetry")
+        planned = {c.channel for c in reference.plan.channels}
+        assert wait_until(lambda: planned <= probe.last_telemetry().keys(), 2.0), (
+            f"the device reported no measured current for channels {sorted(planned)} within 2 s "
+            "of delivering (does the driver ask for it?)"
+        )
+
+        def in_driver() -> dict[int, int]:
+            return {n: r.current_ua for n, r in running.latest_telemetry().items()}
+
+        # Readings keep coming, so both sides are compared until they agree on the same one.
+        agreed = wait_until(lambda: in_driver() == probe.last_telemetry(), 2.0)
+        assert agreed, (
+            f"the device last reported {probe.last_telemetry()} µA per channel; the driver's "
+            f"latest_telemetry() holds {in_driver()}"
+        )
 
     def test_every_other_declared_modality_is_delivered_exactly(
         self,

@@ -93,6 +93,17 @@ class PulseProbe(Protocol):
         ...
 
 
+@runtime_checkable
+class TelemetryProbe(Protocol):
+    """An emulator probe of a device that reports measured current by itself, so that the contract
+    checks the driver hands every reading on: the base class's overcurrent check, the session
+    record and the live view see only what the driver decodes. Optional like ``PulseProbe``."""
+
+    def last_telemetry(self) -> dict[int, int]:
+        """Per 1-based channel, the measured current (µA) the device last reported."""
+        ...
+
+
 class _SimulatedProbe:
     """The simulated reference stimulator's emulator seen through the probe protocol."""
 
@@ -116,6 +127,9 @@ class _SimulatedProbe:
             WireCommand(e.timestamp_s, e.command.name.lower(), e.command in self._keepalive)
             for e in self._emulator.command_log
         ]
+
+    def last_telemetry(self) -> dict[int, int]:
+        return {index + 1: ua for index, ua in self._emulator.last_telemetry().items()}
 
     def delivered_pulse(self, channel: int) -> DeliveredPulse | None:
         settings = self._emulator.delivered_settings(channel - 1)
