@@ -27,7 +27,6 @@ from sessionlog.conformance.plans import (
     ENGINE,
     approve_for,
     find_reference_plan,
-    highest_approved,
     other_amplitudes,
     plan_for,
 )
@@ -44,6 +43,7 @@ from sessionlog.hal.errors import (
     PlanNotApprovedError,
 )
 from sessionlog.hal.registry import load_driver, open_device
+from sessionlog.safety.amplitude_range import highest_passing
 from sessionlog.safety.capabilities import DeviceCapabilities, ModalityCapabilities
 from sessionlog.safety.plan import StimulationPlan
 from sessionlog.safety.verdict import ApprovedPlan
@@ -354,7 +354,7 @@ class DriverContract:
             candidate = variant(amplitude_ua)
             return candidate is not None and approve_for(device, candidate) is not None
 
-        highest = highest_approved(
+        highest = highest_passing(
             first.amplitude_ua, ranges.amplitude_max_ua, ranges.amplitude_step_ua, accepted
         )
         edge = variant(highest)

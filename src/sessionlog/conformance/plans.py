@@ -9,7 +9,7 @@ none of these overrides ``DriverContract.reference_plan`` instead.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -197,16 +197,3 @@ def find_reference_plan(
 def other_amplitudes(modality: Modality, gentle: bool) -> Iterable[int]:
     """Candidate amplitudes for a live change."""
     return _AMPLITUDES_UA[(modality, gentle)]
-
-
-def highest_approved(lowest: int, highest: int, step: int, approved: Callable[[int], bool]) -> int:
-    """The largest multiple of ``step`` in [lowest, highest] that ``approved`` accepts, given that
-    ``lowest`` is accepted and acceptance only shrinks as the value grows (a binary search)."""
-    low, high = lowest // step, highest // step
-    while low < high:
-        middle = (low + high + 1) // 2
-        if approved(middle * step):
-            low = middle
-        else:
-            high = middle - 1
-    return low * step

@@ -38,6 +38,19 @@ class AmplitudeRange:
         return self.floor_ua <= amplitude_ua <= self.ceiling_ua and amplitude_ua % self.step_ua == 0
 
 
+def highest_passing(lowest: int, highest: int, step: int, passes: Callable[[int], bool]) -> int:
+    """The largest multiple of ``step`` in [lowest, highest] that ``passes``, given that ``lowest``
+    passes and that passing, once lost as the value grows, does not come back (a binary search)."""
+    low, high = lowest // step, highest // step
+    while low < high:
+        middle = (low + high + 1) // 2
+        if passes(middle * step):
+            low = middle
+        else:
+            high = middle - 1
+    return low * step
+
+
 def search_range(
     passes: Callable[[int], bool], *, anchor_ua: int, step_ua: int, max_ua: int
 ) -> AmplitudeRange:
@@ -52,15 +65,7 @@ def search_range(
     if anchor_ua <= 0 or anchor_ua % step_ua or not passes(anchor_ua):
         # No amplitude above zero is known to pass, so there is no side to search from.
         return AmplitudeRange(zero_passes=passes(0), floor_ua=1, ceiling_ua=0, step_ua=step_ua)
-    # The largest multiple of the step that passes, between the anchor and max_ua.
-    low, high = anchor_ua // step_ua, max_ua // step_ua
-    while low < high:
-        middle = (low + high + 1) // 2
-        if passes(middle * step_ua):
-            low = middle
-        else:
-            high = middle - 1
-    ceiling_ua = low * step_ua
+    ceiling_ua = highest_passing(anchor_ua, max_ua, step_ua, passes)
     # The smallest multiple of the step above zero that passes, up to the anchor.
     low, high = 1, anchor_ua // step_ua
     while low < high:
