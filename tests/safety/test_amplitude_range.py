@@ -72,7 +72,7 @@ def _probe_amplitudes(allowed: AmplitudeRange, data: st.DataObject) -> set[int]:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 @given(scenario=running_plans(), data=st.data())
-def test_an_envelope_admits_exactly_the_amplitudes_a_full_approval_passes(
+def test_a_range_admits_exactly_the_amplitudes_a_full_approval_passes(
     scenario: tuple[StimulationPlan, dict[str, Any]], data: st.DataObject
 ) -> None:
     plan, context = scenario
@@ -98,7 +98,7 @@ def test_an_envelope_admits_exactly_the_amplitudes_a_full_approval_passes(
             assert not allowed.admits(amplitude_ua), (amplitude_ua, allowed)
 
 
-def test_the_envelope_runs_from_the_device_minimum_to_the_tightest_ceiling_on_the_step() -> None:
+def test_the_range_runs_from_the_device_minimum_to_the_tightest_ceiling_on_the_step() -> None:
     capabilities = DeviceCapabilities(
         model_name="stepped",
         channel_count=2,
@@ -131,7 +131,7 @@ def test_the_envelope_runs_from_the_device_minimum_to_the_tightest_ceiling_on_th
         assert verdict.approved is admitted
 
 
-def test_a_change_inside_the_envelope_carries_its_dose_and_the_envelope_on() -> None:
+def test_a_change_inside_the_range_carries_its_dose_and_the_range_on() -> None:
     approved = ENGINE.approve(make_plan(Modality.EMS, amplitude_ua=20_000)).approved_plan
     assert approved is not None
 
@@ -149,7 +149,7 @@ def test_a_change_inside_the_envelope_carries_its_dose_and_the_envelope_on() -> 
     )
 
 
-def test_a_change_outside_the_envelope_is_refused_with_the_layer_and_bound() -> None:
+def test_a_change_outside_the_range_is_refused_with_the_layer_and_bound() -> None:
     client = ClientContext(prescription=Prescription(max_amplitude_ua=30_000))
     approved = ENGINE.approve(
         make_plan(Modality.EMS, amplitude_ua=20_000), client=client
@@ -164,7 +164,7 @@ def test_a_change_outside_the_envelope_is_refused_with_the_layer_and_bound() -> 
     ]
 
 
-def test_an_approval_with_an_acknowledged_warning_has_no_envelope() -> None:
+def test_an_approval_with_an_acknowledged_warning_has_no_range() -> None:
     plan = make_plan(Modality.EMS, amplitude_ua=70_000, area_cm2=5.0)
     approved = ENGINE.approve(
         plan, acknowledged_warnings={WarningCode.CURRENT_DENSITY_HIGH}
@@ -175,7 +175,7 @@ def test_an_approval_with_an_acknowledged_warning_has_no_envelope() -> None:
     assert ENGINE.amplitude_range(approved, channel=1) is None
 
 
-def test_an_envelope_of_a_channel_not_in_the_plan_is_an_error() -> None:
+def test_a_range_of_a_channel_not_in_the_plan_is_an_error() -> None:
     approved = ENGINE.approve(make_plan(Modality.EMS)).approved_plan
     assert approved is not None
     with pytest.raises(ValueError, match="channel 9"):
@@ -226,7 +226,7 @@ def test_the_search_stops_at_the_representable_maximum() -> None:
 
 @pytest.mark.parametrize("anchor", [0, 15, 20])
 @pytest.mark.parametrize("zero", [False, True])
-def test_without_a_passing_anchor_on_the_step_the_envelope_admits_zero_at_most(
+def test_without_a_passing_anchor_on_the_step_the_range_admits_zero_at_most(
     anchor: int, zero: bool
 ) -> None:
     # 0 is no anchor, 15 is off the step of 10, 20 fails the predicate.
