@@ -45,6 +45,8 @@ def test_limits_check_approves_and_prints_the_dose(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "APPROVED" in result.output
     assert "phase charge 9 µC" in result.output
+    # 120 mA is the EMS standard's ceiling; below 1 mA only zero passes (the unit mix-up guard).
+    assert "channel 1: 0 or 1 mA (1000 µA) to 120 mA (120000 µA) in steps of 1 µA" in result.output
 
 
 def test_limits_check_refuses_with_layer_field_and_bound(tmp_path: Path) -> None:

@@ -18,7 +18,8 @@ import sessionlog
 from sessionlog.admin_cli import audit_app, keys_app, users_app
 from sessionlog.analytics.cli import export, seed
 from sessionlog.conformance.cli import driver_app
-from sessionlog.safety import SafetyWarning, SitePolicy, SitePolicyError, Violation
+from sessionlog.safety import AmplitudeRange, SafetyWarning, SitePolicy, SitePolicyError, Violation
+from sessionlog.safety.findings import format_current
 from sessionlog.settings import Settings
 from sessionlog.store import migrations
 from sessionlog.store.database import make_engine
@@ -297,8 +298,26 @@ def limits_check(
             f"rms {figures.rms_current_ua / 1000:.4g} mA, "
             f"pulse energy {figures.pulse_energy_mj:.4g} mJ at 500 Ω"
         )
+    ranges = (
+        None if verdict.approved_plan is None else ENGINE.amplitude_ranges(verdict.approved_plan)
+    )
+    if ranges:
+        typer.echo("live changes passing every layer with no finding:")
+        for number, allowed in ranges.items():
+            typer.echo(f"  channel {number}: {_amplitude_range_text(allowed)}")
     if not verdict.approved:
         raise typer.Exit(code=1)
+
+
+def _amplitude_range_text(allowed: AmplitudeRange) -> str:
+    zero = "0" if allowed.zero_passes else ""
+    if allowed.floor_ua > allowed.ceiling_ua:
+        return zero or "none"
+    span = (
+        f"{format_current(allowed.floor_ua)} to {format_current(allowed.ceiling_ua)} "
+        f"in steps of {format_current(allowed.step_ua)}"
+    )
+    return f"{zero} or {span}" if zero else span
 
 
 @app.command()

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from sqlmodel import SQLModel
 
 from sessionlog.fields import Code, LongText, RecordId, ShortText, SingleLine, UTCTimestamp
+from sessionlog.safety.amplitude_range import AmplitudeRange
 from sessionlog.safety.dose import PlanDose
 from sessionlog.safety.plan import ChannelPlan, Modality, Prescription, StimulationPlan
 from sessionlog.safety.screening import Contraindication, ContraindicationOverride
@@ -334,6 +335,33 @@ class LimitsCheckRequest(_Input):
     acknowledged_warnings: list[WarningCode] = Field(default_factory=list, max_length=20)
 
 
+class AmplitudeRangePublic(BaseModel):
+    """The amplitudes a channel may be set to without a refusal or a warning to acknowledge: zero
+    if ``zero_allowed``, and the multiples of ``step_ua`` from ``min_ua`` to ``max_ua`` (both null
+    when no amplitude above zero is known to pass)."""
+
+    zero_allowed: bool
+    min_ua: int | None
+    max_ua: int | None
+    step_ua: int
+
+    @classmethod
+    def of(cls, allowed: AmplitudeRange) -> AmplitudeRangePublic:
+        above_zero = allowed.floor_ua <= allowed.ceiling_ua
+        return cls(
+            zero_allowed=allowed.zero_passes,
+            min_ua=allowed.floor_ua if above_zero else None,
+            max_ua=allowed.ceiling_ua if above_zero else None,
+            step_ua=allowed.step_ua,
+        )
+
+
+def amplitude_ranges_public(
+    ranges: dict[int, AmplitudeRange] | None,
+) -> dict[int, AmplitudeRangePublic] | None:
+    return None if ranges is None else {n: AmplitudeRangePublic.of(r) for n, r in ranges.items()}
+
+
 class VerdictPublic(BaseModel):
     """The limits engine's verdict with the dose figures it computed."""
 
@@ -344,3 +372,8 @@ class VerdictPublic(BaseModel):
     layers: list[Layer]
     overrides_applied: list[ContraindicationOverride]
     reasons: list[str]
+    amplitude_ranges: dict[int, AmplitudeRangePublic] | None = Field(
+        default=None,
+        description="For an approved plan that raised no warning: per channel, the amplitudes a "
+        "live change may set in the same context without a refusal or a warning",
+    )

@@ -21,6 +21,27 @@ def test_dry_run_approves_a_plan_within_limits_and_returns_the_dose(api: TestCli
     assert verdict["dose"]["channels"][0]["phase_charge_uc"] == 9.0
 
 
+def test_dry_run_reports_the_amplitudes_each_channel_may_take_and_none_when_refused(
+    api: TestClient,
+) -> None:
+    client = created(api, "/clients", {"code": "C-8", "prescription": {"max_amplitude_ma": 42.5}})
+    approved = api.post(
+        "/api/v1/limits/check", json={"plan": ems_plan(), "client_id": client["id"]}
+    ).json()
+    too_strong = ems_plan(
+        channels=[{"channel": 1, "amplitude_ma": 130, "pulse_width_us": 300, "frequency_hz": 35}]
+    )
+    refused = api.post("/api/v1/limits/check", json={"plan": too_strong}).json()
+
+    assert approved["approved"] is True
+    # The prescription's 42.5 mA is the tightest ceiling; below 1 mA only zero (the EMS unit guard).
+    assert approved["amplitude_ranges"] == {
+        "1": {"zero_allowed": True, "min_ua": 1000, "max_ua": 42_500, "step_ua": 1}
+    }
+    assert refused["approved"] is False
+    assert refused["amplitude_ranges"] is None
+
+
 def test_dry_run_applies_the_clients_prescription_and_screening(api: TestClient) -> None:
     client = created(
         api,

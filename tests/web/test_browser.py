@@ -141,6 +141,9 @@ def test_practitioner_runs_watches_and_stops_a_session(server: str, browser: Any
     page.locator("#ch1-amplitude").fill("20")
     page.wait_for_selector("#verdict-state.verdict-ok")
     assert page.locator("#dose tbody tr").count() == 1
+    assert (
+        "Channel 1: intensity may be raised up to" in page.locator(".amplitude-range").inner_text()
+    )
     shot(page, "05-new-session-allowed")
     page.get_by_role("button", name="Create session").click()
     page.wait_for_url("**/live")

@@ -172,6 +172,17 @@ class LimitsEngine:
             ),
         )
 
+    def amplitude_ranges(self, approved: ApprovedPlan) -> dict[int, AmplitudeRange] | None:
+        """``amplitude_range`` of every channel of ``approved``, by channel number; None when the
+        approval raised a warning."""
+        ranges = {}
+        for channel in approved.plan.channels:
+            allowed = self.amplitude_range(approved, channel=channel.channel)
+            if allowed is None:
+                return None
+            ranges[channel.channel] = allowed
+        return ranges
+
     def _search(self, approved: ApprovedPlan, index: int) -> AmplitudeRange:
         """Channel ``index``'s range, found by ``_judge_change`` around its approved amplitude
         (see ``search_range``); only called for an approval that raised no warning."""

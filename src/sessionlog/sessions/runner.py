@@ -207,14 +207,8 @@ class SessionRunner:
         approval carried a warning (each change is then judged on its own)."""
         if self._state in ENDED:
             return None
-        target = self._approved_target  # immutable, and replaced whole: no lock needed
-        ranges = {}
-        for channel in target.plan.channels:
-            allowed = self._engine.amplitude_range(target, channel=channel.channel)
-            if allowed is None:
-                return None
-            ranges[channel.channel] = allowed
-        return ranges
+        # The target is immutable and replaced whole, so it is read without the lock.
+        return self._engine.amplitude_ranges(self._approved_target)
 
     def subscribe(self, listener: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
         """Be told of state changes and telemetry (for live views); returns the unsubscribe call."""

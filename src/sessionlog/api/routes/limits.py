@@ -9,8 +9,8 @@ from fastapi import APIRouter, Security
 from sessionlog.api.auth import authorize
 from sessionlog.api.deps import SessionDep, SettingsDep
 from sessionlog.api.problems import PROBLEM_RESPONSES, SITE_POLICY_RESPONSES
-from sessionlog.safety import Verdict
-from sessionlog.schemas import LimitsCheckRequest, VerdictPublic
+from sessionlog.safety import LimitsEngine, Verdict
+from sessionlog.schemas import LimitsCheckRequest, VerdictPublic, amplitude_ranges_public
 from sessionlog.security.principal import Principal
 from sessionlog.security.scopes import Scope
 from sessionlog.sessions.approval import dry_run
@@ -18,7 +18,11 @@ from sessionlog.sessions.approval import dry_run
 router = APIRouter(prefix="/limits", tags=["limits"], responses=PROBLEM_RESPONSES)
 
 
+_ENGINE = LimitsEngine()
+
+
 def verdict_public(verdict: Verdict) -> VerdictPublic:
+    approved = verdict.approved_plan
     return VerdictPublic(
         approved=verdict.approved,
         violations=list(verdict.violations),
@@ -27,6 +31,9 @@ def verdict_public(verdict: Verdict) -> VerdictPublic:
         layers=list(verdict.layers),
         overrides_applied=list(verdict.overrides_applied),
         reasons=verdict.reasons,
+        amplitude_ranges=None
+        if approved is None
+        else amplitude_ranges_public(_ENGINE.amplitude_ranges(approved)),
     )
 
 

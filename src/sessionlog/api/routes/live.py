@@ -32,7 +32,12 @@ from sessionlog.fields import Code, LongText, RecordId, ShortText
 from sessionlog.hal import HalError
 from sessionlog.safety import ContraindicationOverride, StimulationPlan, Verdict, WarningCode
 from sessionlog.safety.plan import current_to_ua
-from sessionlog.schemas import DevicePublic, VerdictPublic
+from sessionlog.schemas import (
+    AmplitudeRangePublic,
+    DevicePublic,
+    VerdictPublic,
+    amplitude_ranges_public,
+)
 from sessionlog.security.principal import Principal
 from sessionlog.security.scopes import Scope
 from sessionlog.sessions import telemetry as telemetry_store
@@ -83,17 +88,6 @@ class LiveSessionCreate(BaseModel):
     acknowledged_warnings: list[WarningCode] = Field(default_factory=list, max_length=20)
 
 
-class IntensityRange(BaseModel):
-    """The target amplitudes a channel may be changed to without a refusal or a warning to
-    acknowledge: zero if ``zero_allowed``, and the multiples of ``step_ua`` from ``min_ua`` to
-    ``max_ua`` (both null when no amplitude above zero is known to pass)."""
-
-    zero_allowed: bool
-    min_ua: int | None
-    max_ua: int | None
-    step_ua: int
-
-
 class LiveStatus(BaseModel):
     session_id: int
     state: str
@@ -105,7 +99,7 @@ class LiveStatus(BaseModel):
     last_impedance_ohm: dict[int, int]
     end_reason: str | None
     device_state: str
-    intensity_ranges: dict[int, IntensityRange] | None = Field(
+    intensity_ranges: dict[int, AmplitudeRangePublic] | None = Field(
         default=None,
         description="Per channel, what an intensity change may set now without a refusal or a "
         "warning; null once the session has ended or when its plan carried an acknowledged "
@@ -164,24 +158,8 @@ def _status(runner: SessionRunner) -> LiveStatus:
         last_impedance_ohm=snapshot.last_impedance_ohm,
         end_reason=snapshot.end_reason,
         device_state=runner.driver.state.value,
-        intensity_ranges=_intensity_ranges(runner),
+        intensity_ranges=amplitude_ranges_public(runner.intensity_ranges()),
     )
-
-
-def _intensity_ranges(runner: SessionRunner) -> dict[int, IntensityRange] | None:
-    ranges = runner.intensity_ranges()
-    if ranges is None:
-        return None
-    public = {}
-    for channel, allowed in ranges.items():
-        above_zero = allowed.floor_ua <= allowed.ceiling_ua
-        public[channel] = IntensityRange(
-            zero_allowed=allowed.zero_passes,
-            min_ua=allowed.floor_ua if above_zero else None,
-            max_ua=allowed.ceiling_ua if above_zero else None,
-            step_ua=allowed.step_ua,
-        )
-    return public
 
 
 def _refused(request: Request, verdict: Verdict, title: str) -> JSONResponse:

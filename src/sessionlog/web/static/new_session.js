@@ -137,6 +137,13 @@ document.addEventListener("DOMContentLoaded", () => {
       p.className = pending.length ? "warning" : "verdict-ok";
       p.textContent = pending.length ? "Allowed once the warnings below are acknowledged." : "Allowed by every limits layer (" + verdict.layers.join(", ") + ").";
       verdictBox.append(p);
+      for (const [ch, range] of Object.entries(verdict.amplitude_ranges || {})) {
+        if (range.max_ua === null) continue;
+        const line = document.createElement("p");
+        line.className = "amplitude-range";
+        line.textContent = "Channel " + ch + ": intensity may be raised up to " + (range.max_ua / 1000).toFixed(range.max_ua % 1000 ? 3 : 1) + " mA during the session without a warning.";
+        verdictBox.append(line);
+      }
       lastApproved = verdict.approved;
     }
     renderWarnings(verdict.warnings);
