@@ -234,3 +234,21 @@ def test_without_a_passing_anchor_on_the_step_the_range_admits_zero_at_most(
         _window(30, 90, 10, zero=zero), anchor_ua=anchor, step_ua=10, max_ua=1000
     )
     assert [a for a in range(0, 1001) if allowed.admits(a)] == ([0] if zero else [])
+
+
+def test_a_context_searches_ranges_only_for_its_own_approvals() -> None:
+    # A range found for another context (here: without the 30 mA prescription) would let a
+    # change past that context's limits, so a context refuses to search for a foreign approval.
+    limited = ENGINE.approve(
+        make_plan(Modality.EMS, amplitude_ua=20_000),
+        client=ClientContext(prescription=Prescription(max_amplitude_ua=30_000)),
+    ).approved_plan
+    unlimited = ENGINE.approve(make_plan(Modality.EMS, amplitude_ua=20_000)).approved_plan
+    assert limited is not None
+    assert unlimited is not None
+    context = limited._live_changes
+    assert context is not None
+
+    with pytest.raises(ValueError, match="not one of this context's"):
+        context.range_of(unlimited, 0)
+    assert ENGINE.approve_change(limited, channel=1, amplitude_ua=30_001).approved is False

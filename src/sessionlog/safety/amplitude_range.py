@@ -17,8 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sessionlog.safety.screening import ContraindicationOverride
+
+if TYPE_CHECKING:
+    from sessionlog.safety.verdict import ApprovedPlan
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,25 +86,41 @@ def search_range(
 class LiveChangeContext:
     """What the live changes of one approval share: the plan's context as the engine judged it
     (the same layers, capabilities, site policy, client and overrides, no warning), and the
-    range of each channel, found when the channel is first changed.
+    range of each channel, searched for when the channel is first changed.
 
     An approved live change inside its channel's range alters nothing else the ranges of
-    the other channels depend on, so it carries this same context on to its own changes.
+    the other channels depend on, so it carries this same context on to its own changes. The
+    ranges are found only by the search the engine hands over and only for an approval of this
+    very context: nothing outside the engine can put a range in.
     """
 
-    __slots__ = ("_ranges", "overrides", "step_ua")
+    __slots__ = ("_overrides", "_ranges", "_search", "_step_ua")
 
-    def __init__(self, overrides: tuple[ContraindicationOverride, ...], step_ua: int) -> None:
-        self.overrides = overrides
-        self.step_ua = step_ua
+    def __init__(
+        self,
+        overrides: tuple[ContraindicationOverride, ...],
+        step_ua: int,
+        search: Callable[[ApprovedPlan, int], AmplitudeRange],
+    ) -> None:
+        self._overrides = overrides
+        self._step_ua = step_ua
+        self._search = search
         self._ranges: dict[int, AmplitudeRange] = {}
 
-    def found(self, index: int) -> AmplitudeRange | None:
-        """The range of channel ``index``, if it was found already."""
-        return self._ranges.get(index)
+    @property
+    def overrides(self) -> tuple[ContraindicationOverride, ...]:
+        return self._overrides
 
-    def keep(self, index: int, allowed: AmplitudeRange) -> AmplitudeRange:
-        """Keep the range found for channel ``index``. Two threads that both searched found
-        the same one, so whichever is kept last does no harm."""
-        self._ranges[index] = allowed
-        return allowed
+    @property
+    def step_ua(self) -> int:
+        return self._step_ua
+
+    def range_of(self, approved: ApprovedPlan, index: int) -> AmplitudeRange:
+        """The range of channel ``index``, searched for around ``approved`` the first time.
+        Two threads that search at once find the same range, so either may be kept."""
+        found = self._ranges.get(index)
+        if found is None:
+            if approved._live_changes is not self:
+                raise ValueError("the approval is not one of this context's")
+            found = self._ranges[index] = self._search(approved, index)
+        return found

@@ -111,10 +111,12 @@ class LimitsEngine:
             raise TypeError("amplitude_ua must be an int number of microamperes")
         index = _channel_index(approved.plan, channel)
         live = approved._live_changes
-        if live is not None and type(amplitude_ua) is int:
-            allowed = live.found(index) or live.keep(index, self._search(approved, index))
-            if allowed.admits(amplitude_ua):
-                return _approved_inside_range(approved, index, amplitude_ua, live)
+        if (
+            live is not None
+            and type(amplitude_ua) is int
+            and live.range_of(approved, index).admits(amplitude_ua)
+        ):
+            return _approved_inside_range(approved, index, amplitude_ua, live)
         return self._judge_change(approved, index, amplitude_ua, frozenset(acknowledged_warnings))
 
     def amplitude_range(self, approved: ApprovedPlan, *, channel: int) -> AmplitudeRange | None:
@@ -126,7 +128,7 @@ class LimitsEngine:
         live = approved._live_changes
         if live is None:
             return None
-        return live.found(index) or live.keep(index, self._search(approved, index))
+        return live.range_of(approved, index)
 
     def _judge_change(
         self,
@@ -187,7 +189,7 @@ class LimitsEngine:
         """Channel ``index``'s range, found by ``_judge_change`` around its approved amplitude
         (see ``search_range``); only called for an approval that raised no warning."""
         live = approved._live_changes
-        assert live is not None
+        assert live is not None  # only a context searches, for its own approvals
 
         def passes(amplitude_ua: int) -> bool:
             verdict = self._judge_change(approved, index, amplitude_ua, frozenset())
@@ -250,7 +252,9 @@ class LimitsEngine:
                 # then raises none either, so its verdict needs no warning reproduced.
                 live_changes=None
                 if acknowledged
-                else LiveChangeContext(tuple(overrides), _amplitude_step_ua(plan, capabilities)),
+                else LiveChangeContext(
+                    tuple(overrides), _amplitude_step_ua(plan, capabilities), self._search
+                ),
             )
         return Verdict(
             approved=approved,

@@ -221,7 +221,7 @@ class ApprovedPlan:
 class Verdict(BaseModel):
     """The engine's answer: ``approved`` only with no violations and every warning acknowledged."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     approved: bool
     violations: tuple[Violation, ...]
