@@ -86,10 +86,11 @@ def test_a_range_admits_exactly_the_amplitudes_a_full_approval_passes(
         assert approved.acknowledged_warnings, "only an approval with warnings has no range"
         event("approval raised warnings: no range")
         return
-    # A range is searched for on both sides of the channel's approved amplitude; a channel
-    # approved at zero has no side to search from, and admits zero at most.
-    anchored = plan.channels[index].amplitude_ua > 0
-    event("anchored" if anchored else "approved at zero")
+    # A range is searched for on both sides of an amplitude known to pass: the channel's approved
+    # one, or for a channel approved at zero the first step above the stated lower bounds, if
+    # that passes. Without one the range admits zero at most, which is sound but not exact.
+    anchored = plan.channels[index].amplitude_ua > 0 or allowed.floor_ua <= allowed.ceiling_ua
+    event("anchored" if anchored else "no amplitude above zero known to pass")
     for amplitude_ua in sorted(_probe_amplitudes(allowed, data)):
         expected = _full_approval_passes(approved, context, index, amplitude_ua)
         if anchored or amplitude_ua == 0:
@@ -252,3 +253,18 @@ def test_a_context_searches_ranges_only_for_its_own_approvals() -> None:
     with pytest.raises(ValueError, match="not one of this context's"):
         context.range_of(unlimited, 0)
     assert ENGINE.approve_change(limited, channel=1, amplitude_ua=30_001).approved is False
+
+
+def test_a_channel_approved_at_zero_gets_the_range_it_may_be_turned_up_through() -> None:
+    approved = ENGINE.approve(
+        make_plan(Modality.EMS, amplitude_ua=0),
+        client=ClientContext(prescription=Prescription(max_amplitude_ua=25_000)),
+    ).approved_plan
+    assert approved is not None
+
+    allowed = ENGINE.amplitude_range(approved, channel=1)
+
+    # Up from zero: the EMS standard's 1 mA unit guard is the floor, the prescription the ceiling.
+    assert allowed == AmplitudeRange(zero_passes=True, floor_ua=1000, ceiling_ua=25_000, step_ua=1)
+    assert ENGINE.approve_change(approved, channel=1, amplitude_ua=25_000).approved
+    assert not ENGINE.approve_change(approved, channel=1, amplitude_ua=25_001).approved

@@ -6,7 +6,7 @@ it) must stay on one side of, plus the device's amplitude step. So with the rest
 its context fixed, the amplitudes of a channel that pass every layer without a finding are zero
 (or not), and the multiples of the step between a floor and a ceiling. The engine finds that floor
 and ceiling once per channel by asking its own checks (a binary search either side of an amplitude
-already approved), and a live change inside them is then known to pass without running the checks
+known to pass), and a live change inside them is then known to pass without running the checks
 again; one outside them is judged by the checks, which also word the refusal. A check that broke
 this shape (a window in the middle of the range, a second step) would make the search wrong, so
 ``tests/safety/test_amplitude_range.py`` holds ranges to full approvals on both sides of each edge

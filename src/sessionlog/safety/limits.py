@@ -10,6 +10,7 @@ checked.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Set
 
 from sessionlog.safety.amplitude_range import AmplitudeRange, LiveChangeContext, search_range
@@ -19,6 +20,7 @@ from sessionlog.safety.dose import PlanDose, channel_dose, plan_dose, summarise_
 from sessionlog.safety.findings import AmplitudeChecks, Findings
 from sessionlog.safety.plan import MAX_REPRESENTABLE_AMPLITUDE_UA, ChannelPlan, StimulationPlan
 from sessionlog.safety.prescription_layer import check_prescription_layer
+from sessionlog.safety.profiles import standard_profile
 from sessionlog.safety.screening import ClientContext, ContraindicationOverride
 from sessionlog.safety.site_layer import check_site_layer
 from sessionlog.safety.site_policy import SitePolicy
@@ -197,7 +199,8 @@ class LimitsEngine:
 
         return search_range(
             passes,
-            anchor_ua=approved.plan.channels[index].amplitude_ua,
+            anchor_ua=approved.plan.channels[index].amplitude_ua
+            or _lowest_nonzero_candidate(approved, live.step_ua),
             step_ua=live.step_ua,
             max_ua=MAX_REPRESENTABLE_AMPLITUDE_UA,
         )
@@ -279,6 +282,24 @@ def _amplitude_step_ua(plan: StimulationPlan, capabilities: DeviceCapabilities |
     """The step every amplitude of the plan must be a multiple of: the device's, or 1 µA."""
     ranges = None if capabilities is None else capabilities.for_modality(plan.modality)
     return 1 if ranges is None else ranges.amplitude_step_ua
+
+
+def _lowest_nonzero_candidate(approved: ApprovedPlan, step_ua: int) -> int:
+    """Where to look for an amplitude above zero that passes, for a channel approved at zero (a
+    practitioner who starts at zero and turns it up): the first multiple of the step at or above
+    the lower bounds the layers state. The search checks that it passes; if it does not, the
+    channel's range holds zero alone and every other change is judged by the checks."""
+    plan = approved.plan
+    lowest = step_ua
+    guard = standard_profile(plan.modality).min_nonzero_amplitude_ua
+    if guard is not None:
+        lowest = max(lowest, math.ceil(guard.value))
+    ranges = (
+        None if approved.capabilities is None else approved.capabilities.for_modality(plan.modality)
+    )
+    if ranges is not None:
+        lowest = max(lowest, ranges.amplitude_min_ua)
+    return -(-lowest // step_ua) * step_ua
 
 
 def _approved_inside_range(
