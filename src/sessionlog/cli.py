@@ -311,7 +311,7 @@ def limits_check(
 
 def _amplitude_range_text(allowed: AmplitudeRange) -> str:
     zero = "0" if allowed.zero_passes else ""
-    if allowed.floor_ua > allowed.ceiling_ua:
+    if not allowed.above_zero:
         return zero or "none"
     span = (
         f"{format_current(allowed.floor_ua)} to {format_current(allowed.ceiling_ua)} "

@@ -347,11 +347,10 @@ class AmplitudeRangePublic(BaseModel):
 
     @classmethod
     def of(cls, allowed: AmplitudeRange) -> AmplitudeRangePublic:
-        above_zero = allowed.floor_ua <= allowed.ceiling_ua
         return cls(
             zero_allowed=allowed.zero_passes,
-            min_ua=allowed.floor_ua if above_zero else None,
-            max_ua=allowed.ceiling_ua if above_zero else None,
+            min_ua=allowed.floor_ua if allowed.above_zero else None,
+            max_ua=allowed.ceiling_ua if allowed.above_zero else None,
             step_ua=allowed.step_ua,
         )
 

@@ -60,7 +60,7 @@ def _probe_amplitudes(allowed: AmplitudeRange, data: st.DataObject) -> set[int]:
             st.lists(st.integers(0, MAX_REPRESENTABLE_AMPLITUDE_UA), max_size=8), label="random"
         )
     )
-    if allowed.floor_ua <= allowed.ceiling_ua:
+    if allowed.above_zero:
         inside = st.integers(allowed.floor_ua // step, allowed.ceiling_ua // step)
         probes |= {k * step for k in data.draw(st.lists(inside, max_size=8), label="inside")}
     return {a for a in probes if 0 <= a <= MAX_REPRESENTABLE_AMPLITUDE_UA}
@@ -89,7 +89,7 @@ def test_a_range_admits_exactly_the_amplitudes_a_full_approval_passes(
     # A range is searched for on both sides of an amplitude known to pass: the channel's approved
     # one, or for a channel approved at zero the first step above the stated lower bounds, if
     # that passes. Without one the range admits zero at most, which is sound but not exact.
-    anchored = plan.channels[index].amplitude_ua > 0 or allowed.floor_ua <= allowed.ceiling_ua
+    anchored = plan.channels[index].amplitude_ua > 0 or allowed.above_zero
     event("anchored" if anchored else "no amplitude above zero known to pass")
     for amplitude_ua in sorted(_probe_amplitudes(allowed, data)):
         expected = _full_approval_passes(approved, context, index, amplitude_ua)

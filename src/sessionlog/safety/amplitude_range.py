@@ -36,6 +36,11 @@ class AmplitudeRange:
     """The largest amplitude that passes; below ``floor_ua`` when none above zero does."""
     step_ua: int
 
+    @property
+    def above_zero(self) -> bool:
+        """Whether any amplitude above zero is in the range."""
+        return self.floor_ua <= self.ceiling_ua
+
     def admits(self, amplitude_ua: int) -> bool:
         if amplitude_ua == 0:
             return self.zero_passes

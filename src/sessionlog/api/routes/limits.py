@@ -9,16 +9,13 @@ from fastapi import APIRouter, Security
 from sessionlog.api.auth import authorize
 from sessionlog.api.deps import SessionDep, SettingsDep
 from sessionlog.api.problems import PROBLEM_RESPONSES, SITE_POLICY_RESPONSES
-from sessionlog.safety import LimitsEngine, Verdict
+from sessionlog.safety import Verdict
 from sessionlog.schemas import LimitsCheckRequest, VerdictPublic, amplitude_ranges_public
 from sessionlog.security.principal import Principal
 from sessionlog.security.scopes import Scope
-from sessionlog.sessions.approval import dry_run
+from sessionlog.sessions.approval import ENGINE, dry_run
 
 router = APIRouter(prefix="/limits", tags=["limits"], responses=PROBLEM_RESPONSES)
-
-
-_ENGINE = LimitsEngine()
 
 
 def verdict_public(verdict: Verdict) -> VerdictPublic:
@@ -33,7 +30,7 @@ def verdict_public(verdict: Verdict) -> VerdictPublic:
         reasons=verdict.reasons,
         amplitude_ranges=None
         if approved is None
-        else amplitude_ranges_public(_ENGINE.amplitude_ranges(approved)),
+        else amplitude_ranges_public(ENGINE.amplitude_ranges(approved)),
     )
 
 
