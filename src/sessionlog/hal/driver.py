@@ -32,6 +32,7 @@ from typing import ClassVar, Self, TypeVar
 from sessionlog.hal.errors import (
     DeviceFaultError,
     DeviceRefusedError,
+    DuplicateReplyKeyError,
     HalError,
     InvalidStateError,
     PlanNotApprovedError,
@@ -404,6 +405,11 @@ class Driver(ABC):
             raise _OvertakenByEmergencyStopError(operation)
         waiter = _Waiter()
         with self._input:
+            if key in self._waiters:
+                # Two requests in flight under one key would each take the other's reply: a
+                # driver defect, refused before anything is written (inside a command or a
+                # heartbeat, the refusal faults the driver and stops the output).
+                raise DuplicateReplyKeyError(operation, key)
             self._waiters[key] = waiter
             self._requests_waiting += 1
         try:

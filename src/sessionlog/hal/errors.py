@@ -61,6 +61,19 @@ class DeviceFaultError(HalError):
         self.reason = reason
 
 
+class DuplicateReplyKeyError(HalError):
+    """A driver sent a request under the reply key of a request still waiting for its reply, so
+    either could be answered with the other's reply: a defect of the driver, never of the device."""
+
+    def __init__(self, operation: str, key: object) -> None:
+        super().__init__(
+            f"{operation} was sent under the reply key {key!r}, which a request still waiting "
+            "for its reply uses: each request in flight needs a key of its own (a driver defect)"
+        )
+        self.operation = operation
+        self.key = key
+
+
 class PlanNotApprovedError(HalError):
     """A driver was handed something other than a plan approved against its own capabilities."""
 
