@@ -7,9 +7,9 @@ reaches the wire rather than rounded or clamped by firmware. The HAL imports thi
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Annotated, Generic, NoReturn, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from sessionlog.safety.plan import Modality, PhaseType, Waveform
 
@@ -44,6 +44,36 @@ class ModalityCapabilities(BaseModel):
         return self
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class ReadOnlyDict(dict[K, V], Generic[K, V]):
+    """A dict that refuses every change after it is built.
+
+    Capabilities are frozen because the limits engine keeps what it derives from them (the
+    amplitude range of a running plan's channel): a modality's ranges changed in place would
+    leave that behind. A dict subclass rather than ``MappingProxyType``, so that pydantic
+    serialises it, and pickling and deep copies rebuild it, like any dict.
+    """
+
+    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError("device capabilities are read-only: build new ones instead")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
+
+    def __reduce__(self) -> tuple[type[ReadOnlyDict[K, V]], tuple[dict[K, V]]]:
+        return type(self), (dict(self),)
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(frozenset(self.items()))
+
+
+def _read_only(value: dict[K, V]) -> ReadOnlyDict[K, V]:
+    return ReadOnlyDict(value)
+
+
 class DeviceCapabilities(BaseModel):
     """Everything the device layer of the limits engine knows about one stimulator model.
 
@@ -56,7 +86,9 @@ class DeviceCapabilities(BaseModel):
 
     model_name: str = Field(min_length=1)
     channel_count: int = Field(ge=1, le=64)
-    modalities: dict[Modality, ModalityCapabilities] = Field(min_length=1)
+    modalities: Annotated[dict[Modality, ModalityCapabilities], AfterValidator(_read_only)] = Field(
+        min_length=1
+    )
     """Supported modalities and their ranges; a modality that is not a key is not supported."""
     max_current_density_ma_per_cm2: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     max_power_density_w_per_cm2: float | None = Field(default=None, gt=0, allow_inf_nan=False)
