@@ -8,10 +8,12 @@ device is played over a real socket, so the test sets exactly what it "measures"
 
 from __future__ import annotations
 
-from sessionlog.hal import DriverState, open_device
+import pytest
+
+from sessionlog.hal import DeviceFaultError, DriverState, open_device
 from sessionlog.safety import StimulationPlan
 from sessionlog_drivers.simulated import protocol as wire
-from tests.hal.plans import ems_plan, start_output
+from tests.hal.plans import change, ems_plan, start_output
 from tests.hal.scripted_device import TIMEOUT_S, ScriptedDevice, encode
 from tests.waiting import wait_until
 
@@ -96,3 +98,53 @@ def test_a_microcurrent_reading_within_its_margin_is_a_reading(device: ScriptedD
 
         assert wait_until(lambda: driver.counters.telemetry_readings >= 3, TIMEOUT_S)
         assert driver.state is DriverState.RUNNING
+
+
+def measuring_on_changes(device: ScriptedDevice, factor: float) -> None:
+    """From now on the device answers each amplitude change with a reading of ``factor`` times
+    the new amplitude, sent before the acknowledgement: the command's own thread reads it while
+    the change is still in progress."""
+
+    def answer(frame: wire.Frame) -> bytes:
+        reply = device.firmware_answer(frame)
+        message = frame.message
+        if isinstance(message, wire.SetAmplitude):
+            current_ua = round(message.amplitude_ua * factor)
+            sample = wire.TelemetrySample(message.channel, current_ua, 900)
+            reply = encode(0, wire.Telemetry(5_000, (sample,))) + reply
+        return reply
+
+    device.answer = answer
+
+
+def test_an_excess_measured_while_a_live_change_is_in_progress_faults_the_driver(
+    device: ScriptedDevice,
+) -> None:
+    with open_device(device.url, driver="simulated") as driver:
+        approved = start_output(driver, PLAN)
+        measuring_on_changes(device, 3)
+
+        with pytest.raises(DeviceFaultError, match="faulted while it was in progress"):
+            driver.set_amplitude(change(approved, 25_000), channel=1)
+        assert driver.state is DriverState.FAULTED
+        assert "channel 1 measures 75000 µA where 25000 µA was commanded" in (
+            driver.fault_reason or ""
+        )
+        assert wait_until(lambda: device.has_received(wire.Command.EMERGENCY_STOP), TIMEOUT_S)
+
+
+def test_the_new_amplitude_measured_before_its_acknowledgement_is_a_reading(
+    device: ScriptedDevice,
+) -> None:
+    with open_device(device.url, driver="simulated") as driver:
+        approved = start_output(driver, PLAN)
+        measuring_on_changes(device, 1)
+        louder = change(approved, 30_000)
+        driver.set_amplitude(louder, channel=1)  # 30 mA measured while 20 mA is held
+        measuring_on_changes(device, 1.5)
+        # Lowering to 20 mA, the device still measures 30 mA before it acknowledges: the
+        # reading is judged against the 30 mA held, not the 20 mA on its way.
+        driver.set_amplitude(change(louder, 20_000), channel=1)
+
+        assert driver.state is DriverState.RUNNING
+        assert driver.latest_telemetry()[1].current_ua == 30_000

@@ -230,6 +230,11 @@ def _alters_more_than_amplitude(new: StimulationPlan, old: StimulationPlan, chan
     return False
 
 
+def _commanded_ua(approved: ApprovedPlan, channel: int) -> int:
+    """The amplitude ``approved`` commands on 1-based ``channel``; 0 for a channel not in it."""
+    return next((c.amplitude_ua for c in approved.plan.channels if c.channel == channel), 0)
+
+
 class Driver(ABC):
     """Base class of every stimulator driver. Subclasses implement the ``_underscore`` methods."""
 
@@ -292,6 +297,9 @@ class Driver(ABC):
         self._identity: DeviceIdentity | None = None
         self._capabilities: DeviceCapabilities | None = None
         self._approved: ApprovedPlan | None = None
+        self._plan_in_progress: ApprovedPlan | None = None
+        """The plan a command in progress puts on the device (a live change's), so that the
+        readings met meanwhile are judged against it as well as against the plan held."""
         self._stop_confirmation: _StopConfirmation | None = None
         self._latest_telemetry: dict[int, TelemetryReading] = {}
         self._heartbeats = 0
@@ -663,6 +671,7 @@ class Driver(ABC):
             None,
             on_success=lambda: self._hold(approved),
             check=check,
+            plan=approved,
         )
 
     def _hold(self, approved: ApprovedPlan) -> None:
@@ -765,12 +774,15 @@ class Driver(ABC):
         on_success: Callable[[], None] | None = None,
         check: Callable[[], object] | None = None,
         concerns_output: bool = True,
+        plan: ApprovedPlan | None = None,
     ) -> None:
         """Do ``operation`` by running ``action``; enter ``new_state`` and call ``on_success``
         only if it took effect. ``check`` runs first, under the command lock, and what it raises
         reaches the caller as it is (a refusal before anything is written is no fault).
         ``concerns_output=False`` is for a command, such as a status read, that an emergency
-        stop does not undo.
+        stop does not undo. ``plan`` is the plan the command puts on the device, if it changes
+        what a running output delivers: the overcurrent check allows for it until the outcome
+        is recorded.
 
         Returning normally means that the operation took effect and that the driver is still in
         charge of the output, so a caller may record it (``apply`` and ``set_amplitude`` keep the
@@ -800,6 +812,7 @@ class Driver(ABC):
             voidable = concerns_output and new_state is not DriverState.STOPPED
             if voidable:
                 self._voidable_command = (threading.get_ident(), emergency_stops)
+            self._plan_in_progress = plan
             try:
                 action()
             except Exception as error:
@@ -825,22 +838,24 @@ class Driver(ABC):
                 reason = f"{operation} failed: {error}"
                 self._fail(reason)
                 raise DeviceFaultError(reason) from error
+            else:
+                with self._state_lock:
+                    if self._state is DriverState.FAULTED:
+                        raise DeviceFaultError(
+                            f"{operation} is void: the driver faulted while it was in progress "
+                            f"({self._fault_reason or 'unknown'})"
+                        )
+                    if self._state is DriverState.CLOSED:
+                        raise _void_by_close(operation)
+                    if voidable and self._emergency_stops != emergency_stops:
+                        raise _void_by_emergency_stop(operation)
+                    if new_state is not None:
+                        self._state = new_state
+                    if on_success is not None:
+                        on_success()
             finally:
                 self._voidable_command = None
-            with self._state_lock:
-                if self._state is DriverState.FAULTED:
-                    raise DeviceFaultError(
-                        f"{operation} is void: the driver faulted while it was in progress "
-                        f"({self._fault_reason or 'unknown'})"
-                    )
-                if self._state is DriverState.CLOSED:
-                    raise _void_by_close(operation)
-                if voidable and self._emergency_stops != emergency_stops:
-                    raise _void_by_emergency_stop(operation)
-                if new_state is not None:
-                    self._state = new_state
-                if on_success is not None:
-                    on_success()
+                self._plan_in_progress = None
             logger.info("%s: %s", self._transport.url, operation)
 
     def _fail(self, reason: str, *, write_stop: bool = True) -> None:
@@ -952,26 +967,32 @@ class Driver(ABC):
         """Fault if a channel measures more current than the driver commanded: a device or
         driver defect the limits engine cannot see, since it only ever judged what was sent.
 
-        The comparison needs the driver's state and the plan it holds to match the device's, so
-        it is skipped while they may not: while a command is in progress (its reply and the
-        readings around it arrive before the driver records the outcome) and while an
-        emergency stop is on its way (readings sent before the device took it may still come).
+        While a command is in progress, the device may already have done what it asks before
+        the driver records the outcome: the reading is judged against the most that either the
+        plan held or the one the command puts on the device commands on that channel, whatever
+        the state. The check is skipped only while an emergency stop is on its way (readings
+        sent before the device took it may still come).
         """
-        if self._command_lock.locked() or self._stop_confirmation is not None:
+        if self._stop_confirmation is not None:
             return
         if time.monotonic() - self._last_emergency_stop < self.reply_timeout_s:
             return
         state, running = self._state, self._approved
-        floors = self.overcurrent_floor_ua
-        floor = floors[running.plan.modality] if running is not None else min(floors.values())
-        if state is DriverState.RUNNING and running is not None:
-            commanded = next(
-                (c.amplitude_ua for c in running.plan.channels if c.channel == reading.channel), 0
-            )
+        if self._command_lock.locked():
+            if state not in CONNECTED_STATES:
+                return
+            plans = [p for p in (running, self._plan_in_progress) if p is not None]
+            commanded = max((_commanded_ua(p, reading.channel) for p in plans), default=0)
+        elif state is DriverState.RUNNING and running is not None:
+            plans = [running]
+            commanded = _commanded_ua(running, reading.channel)
         elif state in CONNECTED_STATES:
+            plans = [running] if running is not None else []
             commanded = 0
         else:
             return
+        floors = self.overcurrent_floor_ua
+        floor = floors[plans[0].plan.modality] if plans else min(floors.values())
         bound = commanded * (1 + self.overcurrent_tolerance) + floor
         if reading.current_ua > bound:
             self._fail(
