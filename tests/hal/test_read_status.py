@@ -106,3 +106,88 @@ def test_a_driver_without_a_status_read_says_so_and_sends_nothing() -> None:
         with pytest.raises(HalError, match="cannot read its device's status"):
             driver.read_status()
         assert driver.state is DriverState.READY
+
+
+def _status(
+    flags: wire.DeviceFlags, *channels: tuple[wire.ChannelState, wire.ChannelFlags, int]
+) -> wire.Status:
+    return wire.Status(
+        device_time_ms=1_000,
+        flags=flags,
+        channels=tuple(wire.ChannelStatus(*channel) for channel in channels),
+    )
+
+
+RUNNING = wire.ChannelState.RUNNING
+NO_FLAGS = wire.ChannelFlags(0)
+
+CONTRADICTIONS = {
+    # A hardware fault stopped the output, and its FAULT frame was lost on the line.
+    "stopped by a fault": (
+        _status(
+            wire.DeviceFlags.HARDWARE_FAULT,
+            (wire.ChannelState.IDLE, NO_FLAGS, 0),
+            (wire.ChannelState.IDLE, NO_FLAGS, 0),
+        ),
+        "device check: the device reports hardware_fault while the driver is running",
+    ),
+    "a channel idle": (
+        _status(
+            wire.DeviceFlags.NONE,
+            (RUNNING, NO_FLAGS, 21_000),
+            (wire.ChannelState.IDLE, NO_FLAGS, 0),
+        ),
+        "device check: the device delivers no output on channel 2 while the driver is running",
+    ),
+    "another amplitude": (
+        _status(wire.DeviceFlags.NONE, (RUNNING, NO_FLAGS, 21_000), (RUNNING, NO_FLAGS, 30_000)),
+        "device check: the device delivers 30000 µA on channel 2 where 22000 µA was commanded",
+    ),
+}
+
+
+@pytest.mark.parametrize(("status", "reason"), CONTRADICTIONS.values(), ids=CONTRADICTIONS.keys())
+def test_a_device_that_stopped_or_changed_its_output_unreported_faults_the_driver(
+    status: wire.Status, reason: str
+) -> None:
+    device = ScriptedDevice()
+
+    def report(frame: wire.Frame) -> bytes:
+        if isinstance(frame.message, wire.GetStatus):
+            return encode(frame.seq, status)
+        return device.firmware_answer(frame)
+
+    try:
+        with open_device(device.url, driver="simulated") as driver:
+            start_output(driver, PLAN)
+            device.answer = report
+            assert wait_until(lambda: driver.state is DriverState.FAULTED, TIMEOUT_S)
+            assert reason in (driver.fault_reason or "")
+            assert wait_until(lambda: device.has_received(wire.Command.EMERGENCY_STOP), TIMEOUT_S)
+    finally:
+        device.close()
+
+
+def test_a_channel_paused_by_the_device_for_an_electrode_off_is_no_contradiction() -> None:
+    with open_device("sim://?channels=2&seed=4", driver="simulated") as driver:
+        start_output(driver, PLAN)
+        emulator: StimulatorEmulator = driver.transport.port.emulator  # type: ignore[attr-defined]
+        emulator.set_electrode_off(0)
+        checks = _status_reads(emulator)
+        assert wait_until(lambda: _status_reads(emulator) >= checks + 2, TIMEOUT_S)
+        assert driver.state is DriverState.RUNNING
+
+
+def test_the_latched_emergency_stop_flag_is_no_contradiction_once_the_driver_stopped() -> None:
+    with open_device("sim://?channels=2&seed=4", driver="simulated") as driver:
+        start_output(driver, PLAN)
+        driver.emergency_stop()
+        emulator: StimulatorEmulator = driver.transport.port.emulator  # type: ignore[attr-defined]
+        assert "emergency_stopped" in driver.read_status().conditions
+        checks = _status_reads(emulator)
+        assert wait_until(lambda: _status_reads(emulator) >= checks + 2, TIMEOUT_S)
+        assert driver.state is DriverState.STOPPED
+
+
+def _status_reads(emulator: StimulatorEmulator) -> int:
+    return sum(1 for e in emulator.command_log if e.command is wire.Command.GET_STATUS)

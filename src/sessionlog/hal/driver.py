@@ -162,6 +162,10 @@ class _OvertakenByEmergencyStopError(Exception):
     a command of several frames must not carry on past the stop (it might start output again)."""
 
 
+class _DeviceCheckFailedError(Exception):
+    """A periodic device check failed: the device contradicts the driver, or did not answer."""
+
+
 def _void_by_close(operation: str) -> InvalidStateError:
     return InvalidStateError(f"{operation} is void: the driver was closed while it was in progress")
 
@@ -361,14 +365,54 @@ class Driver(ABC):
     def _check_device(self, state: DriverState) -> None:
         """Raise if what the device reports contradicts ``state``; called on the heartbeat
         thread every ``device_check_every`` beats, under the command lock, and feeding the
-        watchdog itself. By default: the device's status (``_read_status``) shows output the
-        driver believes off."""
+        watchdog itself. By default the device's status (``_read_status``) must show:
+
+        - no output while the driver believes it off;
+        - while output is on or paused, none of ``stopped_conditions``: the device stopped by
+          itself, and the report of it (a fault frame) was lost on the line;
+        - while the driver runs, every channel of the plan it holds delivering, at the amplitude
+          held, if the device reports amplitudes; a channel whose electrode came off is allowed
+          to pause (``electrode_off``), as the device reports that by itself.
+        """
         status = self._read_status()
-        if state is not DriverState.RUNNING and status.output_active and self.state is state:
+        if self.state is not state:
+            return  # changed under the check (an emergency stop needs no command lock)
+        if state is not DriverState.RUNNING and status.output_active:
             channels = ", ".join(str(c) for c in sorted(status.channels_active))
             raise RuntimeError(
                 f"the device delivers output on channel(s) {channels} while the driver is {state}"
             )
+        if state not in OUTPUT_STATES:
+            return
+        stopped = [c for c in status.conditions if c in self.stopped_conditions]
+        if stopped:
+            raise RuntimeError(
+                f"the device reports {', '.join(stopped)} while the driver is {state}"
+            )
+        held = self._approved
+        if state is not DriverState.RUNNING or held is None:
+            return
+        for channel in held.plan.channels:
+            if not channel.amplitude_ua:
+                continue
+            if channel.channel not in status.channels_active:
+                if "electrode_off" in status.conditions:
+                    continue
+                raise RuntimeError(
+                    f"the device delivers no output on channel {channel.channel} while the "
+                    "driver is running"
+                )
+            delivered = (status.amplitudes_ua or {}).get(channel.channel)
+            if delivered is not None and delivered != channel.amplitude_ua:
+                raise RuntimeError(
+                    f"the device delivers {delivered} µA on channel {channel.channel} where "
+                    f"{channel.amplitude_ua} µA was commanded"
+                )
+
+    stopped_conditions: ClassVar[frozenset[str]] = frozenset(
+        {"hardware_fault", "watchdog_expired", "emergency_stopped"}
+    )
+    """``DeviceStatus.conditions`` that say the device stopped its output by itself."""
 
     def _heartbeat_interval_s(self) -> float:
         """How often the heartbeat thread beats; asked once, after the handshake, so a driver
@@ -1012,6 +1056,8 @@ class Driver(ABC):
             return
         try:
             self._check_device(self.state)
+        except Exception as error:
+            raise _DeviceCheckFailedError(f"device check: {error}") from error
         finally:
             self._command_lock.release()
 
@@ -1071,6 +1117,10 @@ class Driver(ABC):
                 return
             try:
                 self._beat()
+            except _DeviceCheckFailedError as error:
+                if not self._shutdown.is_set():
+                    self._fail(str(error))
+                return
             except Exception as error:
                 if not self._shutdown.is_set():
                     self._fail(f"heartbeat lost: {error}")
