@@ -358,3 +358,24 @@ def test_the_heartbeat_follows_a_short_watchdog_the_device_reports(
     assert emulator.output_active
     beats = [e for e in emulator.command_log if e.command is wire.Command.HEARTBEAT]
     assert len(beats) >= 10
+
+
+def test_a_lost_heartbeat_reply_is_retried_within_a_short_watchdog(
+    open_sim: Callable[..., Driver],
+) -> None:
+    # A 300 ms watchdog and a 100 ms heartbeat: were the lost acknowledgement awaited for the
+    # full reply timeout (500 ms), the host would fall silent past the watchdog's time.
+    driver = open_sim("channels=1&seed=3&watchdog_ms=300")
+    driver.apply(approve(driver, ems_plan()))
+    driver.start()
+    emulator = emulator_of(driver)
+
+    emulator.faults.drop_rate = 1.0  # every frame from the device is lost for 150 ms
+    time.sleep(0.15)
+    emulator.faults.drop_rate = 0.0
+    time.sleep(0.6)  # two watchdog periods more
+
+    assert driver.counters.retried_requests >= 1
+    assert emulator.fault_log == ()
+    assert driver.state is DriverState.RUNNING, driver.fault_reason
+    assert emulator.output_active

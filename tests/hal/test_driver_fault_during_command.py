@@ -162,7 +162,7 @@ def test_an_acknowledgement_that_arrives_after_close_does_not_make_the_change_su
 
     assert command.join(TIMEOUT_S)
     assert closing.join(TIMEOUT_S)
-    assert device.has_received(wire.Command.EMERGENCY_STOP)
+    assert wait_until(lambda: device.has_received(wire.Command.EMERGENCY_STOP), TIMEOUT_S)
     assert command.raised() == [InvalidStateError]
     assert "closed while it was in progress" in str(command.errors[0])
     assert driver.state is DriverState.CLOSED
@@ -237,7 +237,7 @@ def test_a_command_whose_reply_never_comes_before_close_fails_as_closed(
     assert "closed while it was in progress" in str(command.errors[0])
     assert driver.state is DriverState.CLOSED
     assert driver.fault_reason is None
-    assert device.has_received(wire.Command.EMERGENCY_STOP)
+    assert wait_until(lambda: device.has_received(wire.Command.EMERGENCY_STOP), TIMEOUT_S)
 
 
 def test_a_change_the_device_refuses_after_an_emergency_stop_is_void_not_a_fault(

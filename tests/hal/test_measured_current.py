@@ -45,7 +45,7 @@ def test_a_current_well_above_the_commanded_amplitude_faults_the_driver(
         assert "channel 1 measures 26000 µA where 20000 µA was commanded" in (
             driver.fault_reason or ""
         )
-        assert device.has_received(wire.Command.EMERGENCY_STOP)
+        assert wait_until(lambda: device.has_received(wire.Command.EMERGENCY_STOP), TIMEOUT_S)
 
 
 def test_current_measured_while_output_is_off_faults_the_driver(device: ScriptedDevice) -> None:

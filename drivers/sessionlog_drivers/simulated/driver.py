@@ -238,6 +238,10 @@ class SimulatedDriver(Driver):
             return self.heartbeat_interval_s
         return min(self.heartbeat_interval_s, device.watchdog_timeout_ms / 3000)
 
+    def _watchdog_timeout_s(self) -> float | None:
+        device = self._device_identity
+        return None if device is None else device.watchdog_timeout_ms / 1000
+
     def _read_status(self) -> DeviceStatus:
         status = self._send(wire.GetStatus(), "read status", idempotent=True).payload
         if not isinstance(status, wire.Status):

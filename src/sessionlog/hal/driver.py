@@ -312,6 +312,8 @@ class Driver(ABC):
         self._shutdown = threading.Event()
         self._reader: threading.Thread | None = None
         self._heartbeat: threading.Thread | None = None
+        self._heartbeat_ident: int | None = None
+        self._heartbeat_reply_timeout_s = self.reply_timeout_s
         self._malformed_times: deque[float] = deque()
         self.counters = LinkCounters()
 
@@ -419,6 +421,12 @@ class Driver(ABC):
         can fit it to the watchdog time its device reported (default: ``heartbeat_interval_s``)."""
         return self.heartbeat_interval_s
 
+    def _watchdog_timeout_s(self) -> float | None:
+        """How long the device keeps its output without hearing from the host, if the driver
+        knows: a heartbeat waits for its reply only as long as leaves time to send again before
+        that (default None: the full ``reply_timeout_s``)."""
+        return None
+
     def _read_status(self) -> DeviceStatus:
         """Ask the device for its status (with ``_request``). Optional: without it,
         ``read_status`` says the driver cannot, and nothing is sent."""
@@ -455,6 +463,11 @@ class Driver(ABC):
         voidable = self._voidable_command
         if voidable is not None and voidable[0] == me and voidable[1] != self._emergency_stops:
             raise _OvertakenByEmergencyStopError(operation)
+        timeout_s = self.reply_timeout_s
+        if me == self._heartbeat_ident:
+            # The device's watchdog must hear from the host within its time even when a reply
+            # is lost (see ``_watchdog_timeout_s``).
+            timeout_s = self._heartbeat_reply_timeout_s
         waiter = _Waiter()
         with self._input:
             if key in self._waiters:
@@ -468,7 +481,7 @@ class Driver(ABC):
             # Written before taking the input, so that a reader in the middle of a read gets the
             # reply at once instead of making this request wait out its poll interval.
             self._transport.write(frame)
-            reply = self._await_reply(waiter, time.monotonic() + self.reply_timeout_s, me)
+            reply = self._await_reply(waiter, time.monotonic() + timeout_s, me)
         finally:
             with self._input:
                 self._waiters.pop(key, None)
@@ -476,7 +489,7 @@ class Driver(ABC):
         if reply is None:
             self.counters.reply_timeouts += 1
             raise ReplyTimeoutError(
-                f"no acknowledgement of {operation} within {self.reply_timeout_s * 1000:.0f} ms"
+                f"no acknowledgement of {operation} within {timeout_s * 1000:.0f} ms"
             )
         if not reply.accepted:
             self.counters.refusals += 1
@@ -1111,6 +1124,14 @@ class Driver(ABC):
 
     def _heartbeat_loop(self) -> None:
         interval_s = self._heartbeat_interval_s()
+        watchdog_s = self._watchdog_timeout_s()
+        if watchdog_s is not None:
+            # Beat, wait, and send again (a retry, or the next beat) before the watchdog runs
+            # out, with one interval to spare for the frame to get there.
+            self._heartbeat_reply_timeout_s = max(
+                interval_s, min(self.reply_timeout_s, watchdog_s - 2 * interval_s)
+            )
+        self._heartbeat_ident = threading.get_ident()
         while not self._shutdown.wait(interval_s):
             self._check_stop_acknowledgement()
             if self._state in (DriverState.FAULTED, DriverState.CLOSED):
