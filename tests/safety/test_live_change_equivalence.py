@@ -272,6 +272,35 @@ def full_approval_of_change(
     )
 
 
+def unacknowledged_new_fields(
+    full: Verdict, base: ApprovedPlan, acknowledged: frozenset[str]
+) -> set[tuple[str, str]]:
+    """(code, field) of the warnings in ``full`` acknowledged only by a code of the running plan
+    ``base``, on a field it did not raise that code on, nor acknowledged with the change."""
+    return {
+        (w.code, w.field)
+        for w in full.warnings
+        if w.code not in acknowledged and (w.code, w.field) not in base.acknowledged_fields
+    }
+
+
+def assert_refused_for_new_fields(
+    fast: Verdict, full: Verdict, new_fields: set[tuple[str, str]]
+) -> None:
+    """``fast`` is ``full`` with the warnings on ``new_fields`` unacknowledged, so refused."""
+    expected = tuple(
+        w.model_copy(update={"acknowledged": False}) if (w.code, w.field) in new_fields else w
+        for w in full.warnings
+    )
+    assert not fast.approved
+    assert fast.approved_plan is None
+    assert fast.warnings == expected
+    assert fast.violations == full.violations
+    assert fast.dose == full.dose
+    assert fast.layers == full.layers
+    assert fast.overrides_applied == full.overrides_applied
+
+
 def assert_same_verdict(fast: Verdict, full: Verdict) -> None:
     assert fast.approved == full.approved
     assert fast.violations == full.violations
@@ -294,6 +323,7 @@ def assert_same_verdict(fast: Verdict, full: Verdict) -> None:
     assert got.site_policy == expected.site_policy
     assert got.client == expected.client
     assert got.acknowledged_warnings == expected.acknowledged_warnings
+    assert got.acknowledged_fields == expected.acknowledged_fields
 
 
 @settings(
@@ -329,6 +359,13 @@ def test_a_live_change_gives_the_verdict_of_a_full_approval_of_the_changed_plan(
             acknowledged_warnings=acknowledged,
         )
         full = full_approval_of_change(full_base, context, index, amplitude_ua, acknowledged)
+        new_fields = unacknowledged_new_fields(full, full_base, acknowledged)
+        if new_fields:
+            # The full approval took the running plan's acknowledged codes for every field; a
+            # live change carries them only to the fields they were raised on.
+            event("change raises an acknowledged code on a new field")
+            assert_refused_for_new_fields(fast, full, new_fields)
+            continue
 
         assert_same_verdict(fast, full)
         event("change approved" if full.approved else "change refused")
@@ -358,6 +395,45 @@ def test_an_acknowledged_warning_on_another_channel_stays_in_the_verdict_of_a_ch
     ]
     assert change.approved_plan is not None
     assert change.approved_plan.acknowledged_warnings == {WarningCode.CURRENT_DENSITY_HIGH}
+
+
+def test_a_warning_a_change_raises_on_another_channel_needs_its_own_acknowledgement() -> None:
+    plan = make_plan(
+        Modality.EMS,
+        area_cm2=5.0,
+        channels=[
+            {"channel": 1, "amplitude_ua": 20_000, "pulse_width_us": 300, "frequency_hz": 50.0},
+            {"channel": 2, "amplitude_ua": 70_000, "pulse_width_us": 300, "frequency_hz": 50.0},
+        ],
+    )
+    first = ENGINE.approve(plan, acknowledged_warnings={WarningCode.CURRENT_DENSITY_HIGH})
+    assert first.approved_plan is not None
+    density = "dose.channels[{}].current_density_ma_per_cm2"
+    assert first.approved_plan.acknowledged_fields == {
+        (WarningCode.CURRENT_DENSITY_HIGH, density.format(1))
+    }
+
+    # Channel 1 raised past 2 mA/cm² too: its electrode's density was never acknowledged.
+    refused = ENGINE.approve_change(first.approved_plan, channel=1, amplitude_ua=70_000)
+
+    assert not refused.approved
+    assert [(w.field, w.acknowledged) for w in refused.warnings] == [
+        (density.format(0), False),
+        (density.format(1), True),
+    ]
+    assert refused.reasons == [refused.warnings[0].message]
+
+    accepted = ENGINE.approve_change(
+        first.approved_plan,
+        channel=1,
+        amplitude_ua=70_000,
+        acknowledged_warnings={WarningCode.CURRENT_DENSITY_HIGH},
+    )
+    assert accepted.approved_plan is not None
+    assert accepted.approved_plan.acknowledged_fields == {
+        (WarningCode.CURRENT_DENSITY_HIGH, density.format(0)),
+        (WarningCode.CURRENT_DENSITY_HIGH, density.format(1)),
+    }
 
 
 def test_a_change_leaves_the_other_channels_and_the_electrode_as_they_were() -> None:

@@ -40,13 +40,18 @@ _NOT_ACKNOWLEDGEABLE = " The site policy does not allow warnings to be acknowled
 
 
 def _settle_warnings(
-    raised: list[SafetyWarning], acknowledged: Set[str], site_policy: SitePolicy | None
+    raised: list[SafetyWarning],
+    acknowledged: Set[str],
+    site_policy: SitePolicy | None,
+    carried: frozenset[tuple[WarningCode, str]] = frozenset(),
 ) -> tuple[SafetyWarning, ...]:
-    """Mark each raised warning acknowledged if its code was acknowledged and the site allows it."""
+    """Mark each raised warning acknowledged if its code was acknowledged, or it was
+    acknowledged on the same field for the plan a live change changes (``carried``), and the
+    site allows it."""
     allowed = site_policy is None or site_policy.warnings_acknowledgeable
     settled: list[SafetyWarning] = []
     for warning in raised:
-        if warning.code in acknowledged and allowed:
+        if allowed and (warning.code in acknowledged or (warning.code, warning.field) in carried):
             settled.append(warning.model_copy(update={"acknowledged": True}))
         elif warning.code in acknowledged:
             settled.append(
@@ -104,8 +109,10 @@ class LimitsEngine:
         if it does, the changed plan is approved with its dose computed when first read. Any
         other change is judged by the checks (``_judge_change``), which word every refusal.
 
-        Warnings acknowledged for the running plan stay acknowledged (they were logged once for
-        this session); a warning that the change raises anew needs its own acknowledgement.
+        Warnings acknowledged for the running plan stay acknowledged on the fields they were
+        raised on (they were logged once for this session); a warning that the change raises on
+        another field, even of an acknowledged code (a second channel's current density), needs
+        its own acknowledgement in ``acknowledged_warnings``.
         Raises ValueError if ``channel`` is not in the plan or the amplitude is not a valid plan
         value (negative, beyond the representable range), TypeError if it is not an int.
         """
@@ -168,7 +175,8 @@ class LimitsEngine:
             capabilities=approved.capabilities,
             site_policy=approved.site_policy,
             client=approved.client,
-            acknowledged_warnings=approved.acknowledged_warnings | acknowledged_warnings,
+            acknowledged_warnings=acknowledged_warnings,
+            carried_acknowledgements=approved.acknowledged_fields,
             # ``acknowledged_warnings`` of an ApprovedPlan holds the code of every warning its
             # approval raised (all of them acknowledged), so it is empty only if none was raised.
             amplitude_checks_for=(
@@ -215,6 +223,7 @@ class LimitsEngine:
         client: ClientContext | None,
         acknowledged_warnings: Set[str],
         amplitude_checks_for: AmplitudeChecks,
+        carried_acknowledgements: frozenset[tuple[WarningCode, str]] = frozenset(),
     ) -> Verdict:
         """Run the layers on ``plan`` and its ``dose`` and turn their findings into a verdict.
 
@@ -236,7 +245,10 @@ class LimitsEngine:
         layers = tuple(found.layer for found in findings)
         violations = tuple(v for found in findings for v in found.violations)
         warnings = _settle_warnings(
-            [w for found in findings for w in found.warnings], acknowledged_warnings, site_policy
+            [w for found in findings for w in found.warnings],
+            acknowledged_warnings,
+            site_policy,
+            carried_acknowledgements,
         )
         approved = not violations and all(w.acknowledged for w in warnings)
         approved_plan = None
@@ -251,6 +263,7 @@ class LimitsEngine:
                 site_policy=site_policy,
                 client=client,
                 acknowledged_warnings=acknowledged,
+                acknowledged_fields=frozenset((WarningCode(w.code), w.field) for w in warnings),
                 # Ranges are found only where no warning was raised: a change inside one
                 # then raises none either, so its verdict needs no warning reproduced.
                 live_changes=None

@@ -116,6 +116,7 @@ class ApprovedPlan:
     """
 
     __slots__ = (
+        "_acknowledged_fields",
         "_acknowledged_warnings",
         "_capabilities",
         "_client",
@@ -133,6 +134,7 @@ class ApprovedPlan:
     _site_policy: SitePolicy | None
     _client: ClientContext | None
     _acknowledged_warnings: frozenset[WarningCode]
+    _acknowledged_fields: frozenset[tuple[WarningCode, str]]
     _live_changes: LiveChangeContext | None
 
     def __init__(
@@ -146,6 +148,7 @@ class ApprovedPlan:
         site_policy: SitePolicy | None,
         client: ClientContext | None,
         acknowledged_warnings: frozenset[WarningCode],
+        acknowledged_fields: frozenset[tuple[WarningCode, str]] = frozenset(),
         live_changes: LiveChangeContext | None = None,
     ) -> None:
         """``dose`` None: the plan's dose, computed when first read (a live change is approved
@@ -162,6 +165,7 @@ class ApprovedPlan:
         initialise(self, "_site_policy", site_policy)
         initialise(self, "_client", client)
         initialise(self, "_acknowledged_warnings", acknowledged_warnings)
+        initialise(self, "_acknowledged_fields", acknowledged_fields)
         initialise(self, "_live_changes", live_changes)
 
     def __init_subclass__(cls, **kwargs: object) -> NoReturn:
@@ -212,6 +216,13 @@ class ApprovedPlan:
     def acknowledged_warnings(self) -> frozenset[WarningCode]:
         """Warnings raised and acknowledged for this approval; the caller logs them."""
         return self._acknowledged_warnings
+
+    @property
+    def acknowledged_fields(self) -> frozenset[tuple[WarningCode, str]]:
+        """Each warning raised and acknowledged, as (code, field): what a live change of this
+        plan carries over without a new acknowledgement. A warning of the same code on another
+        field (another channel's density, say) was not seen when this one was acknowledged."""
+        return self._acknowledged_fields
 
     def __repr__(self) -> str:
         layers = ", ".join(self._layers)
