@@ -301,3 +301,64 @@ def test_overview_says_so_when_the_analytics_service_is_absent(server: str, brow
     assert page.locator("#exports").is_hidden()
     shot(page, "12-overview-unavailable")
     page.context.close()
+
+
+def test_an_acknowledgement_ticked_on_the_live_page_holds_for_its_own_warning_only(
+    server: str, browser: Any
+) -> None:
+    """Channel 1's current density was acknowledged when the session was created; raising
+    channel 2 past 2 mA/cm² needs a tick of its own, and that tick does not cover channel 3."""
+    page = new_page(browser)
+    sign_in(page, server, "pia")
+    api, origin = page.request, {"Origin": server}
+    connected = api.post(
+        f"{server}/api/v1/connections",
+        data={"driver": "simulated", "url": "sim://?channels=3&seed=5&serial_number=SN-ACK"},
+        headers=origin,
+    )
+    assert connected.ok, connected.text()
+    clients = api.get(f"{server}/api/v1/clients").json()["items"]
+    client = next(c for c in clients if c["code"] == "C-0102")
+    me = api.get(f"{server}/api/v1/auth/me").json()
+    # 5 cm² at 300 µs and 50 Hz: 70 mA is 2.42 mA/cm² (a warning), 57 mA is 1.97, 58 mA is 2.01.
+    created = api.post(
+        f"{server}/api/v1/sessions/live",
+        data={
+            "client_id": client["id"],
+            "practitioner_id": me["user_id"],
+            "device_id": connected.json()["device"]["id"],
+            "plan": {
+                "modality": "ems",
+                "duration_s": 600,
+                "electrode": {"body_site": "calf", "area_cm2": 5},
+                "channels": [
+                    {"channel": n, "amplitude_ma": ma, "pulse_width_us": 300, "frequency_hz": 50}
+                    for n, ma in ((1, 70), (2, 57), (3, 57))
+                ],
+            },
+            "acknowledged_warnings": ["current_density_high"],
+        },
+        headers=origin,
+    )
+    assert created.status == 201, created.text()
+    session_id = created.json()["session_id"]
+    page.goto(f"{server}/app/sessions/{session_id}/live")
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_selector("#state:has-text('running')")
+
+    page.get_by_role("button", name="Raise channel 2 intensity").click()
+    page.wait_for_selector("#intensity-result.error")
+    assert "58.0 mA refused" in page.locator("#intensity-result").inner_text()
+    page.locator("#live-ack-current_density_high").check()
+    page.get_by_role("button", name="Raise channel 2 intensity").click()
+    page.wait_for_selector("#intensity-result:has-text('approved')")
+    assert "Channel 2 target 58.0 mA approved" in page.locator("#intensity-result").inner_text()
+
+    page.get_by_role("button", name="Raise channel 3 intensity").click()
+    page.wait_for_selector("#intensity-result.error")
+    assert "Channel 3 to 58.0 mA refused" in page.locator("#intensity-result").inner_text()
+    status = api.get(f"{server}/api/v1/sessions/{session_id}/live").json()
+    assert status["target_ua"] == {"1": 70_000, "2": 58_000, "3": 57_000}
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#state:has-text('stopped')")
+    page.context.close()

@@ -128,6 +128,9 @@ document.addEventListener("DOMContentLoaded", () => {
     const warnings = document.getElementById("intensity-warnings");
     warnings.replaceChildren();
     if (answer.ok) {
+      // An acknowledgement is for the warning it was ticked for: the engine carries it for that
+      // channel from now on, and a warning another channel raises later needs its own tick.
+      acknowledged.clear();
       out.className = ""; out.textContent = "Channel " + channel + " target " + show(target) + " approved.";
       applyStatus(answer.data);
       return;
