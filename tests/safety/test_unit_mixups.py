@@ -51,6 +51,19 @@ def test_ems_amplitude_ua_30_meaning_30_ma_is_rejected_with_the_mixup_reason() -
     assert "amplitude_ma=30" in violation.message
 
 
+@pytest.mark.parametrize("amplitude_ma", [0.5, 0.2])
+def test_a_sub_ma_ems_amplitude_never_suggests_a_reading_above_the_ems_maximum(
+    amplitude_ma: float,
+) -> None:
+    verdict = ENGINE.approve(make_plan(Modality.EMS, amplitude_ma=amplitude_ma))
+
+    violation = only(verdict.violations, ViolationCode.UNIT_MIXUP)
+    amplitude_ua = round(amplitude_ma * 1000)
+    assert f"amplitude_ma={amplitude_ua}" not in violation.message
+    assert f"{amplitude_ua} mA" not in violation.message
+    assert "Check the unit" in violation.message
+
+
 def test_ems_amplitude_ma_30_is_approved() -> None:
     verdict = ENGINE.approve(make_plan(Modality.EMS, amplitude_ma=30))
 

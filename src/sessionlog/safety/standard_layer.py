@@ -48,6 +48,19 @@ def _microcurrent_mixup_note(amplitude_ua: int) -> str:
     return note
 
 
+def _ems_mixup_hint(amplitude_ua: int, profile: StandardProfile) -> str:
+    """What to check about a sub-mA EMS amplitude. The engine sees µA only, not the unit the
+    input named, so the hint is a question; it suggests the mA reading only where that is an EMS
+    amplitude the profile allows (0.5 mA is no 500 mA in disguise: that would be 4× the
+    maximum)."""
+    if amplitude_ua * UA_PER_MA <= profile.max_amplitude_ua.value:
+        return (
+            f"Check the unit: if {amplitude_ua} mA was meant (a value in mA given as µA), give "
+            f"amplitude_ma={amplitude_ua}."
+        )
+    return "Check the unit and the value."
+
+
 def _check_amplitude(
     found: Findings, profile: StandardProfile, channel: ChannelPlan, path: str
 ) -> None:
@@ -75,10 +88,8 @@ def _check_amplitude(
             amplitude_ua,
             guard.value,
             f"{subject} {format_current(amplitude_ua)} is below 1 mA, the microcurrent range, "
-            "in an EMS plan: this is almost certainly a value in mA given as µA (if "
-            f"{amplitude_ua} mA was meant, give amplitude_ma={amplitude_ua}). "
-            "An EMS amplitude is 0 or at least "
-            f"{format_current(guard.value)}.",
+            "in an EMS plan: an EMS amplitude is 0 or at least "
+            f"{format_current(guard.value)}. {_ems_mixup_hint(amplitude_ua, profile)}",
             guard.source,
         )
 
