@@ -450,19 +450,17 @@ class Driver(ABC):
     def _request(self, frame: bytes, key: Hashable, operation: str) -> Reply:
         """Write ``frame`` and wait for the reply with ``key``; a refusal or timeout raises.
 
-        Nothing is written once the driver has faulted or closed: a command that was split over
-        several frames stops at the fault instead of carrying on as if nothing happened. While
-        waiting, the calling thread reads the port itself whenever no other thread does (see the
-        module docstring), so listeners may be called on it.
+        Nothing is written once the driver has faulted or closed, or once an emergency stop
+        overtook the command this frame belongs to: a command that was split over several frames
+        stops there instead of carrying on as if nothing happened. That is judged under the
+        transport's write lock, which the stop's own write takes too, so a frame is never written
+        after the stop: it goes first, or not at all. While waiting, the calling thread reads the
+        port itself whenever no other thread does (see the module docstring), so listeners may be
+        called on it.
         """
-        state = self._state
-        if state is DriverState.FAULTED or state is DriverState.CLOSED:
-            raise DeviceFaultError(self._fault_reason or f"driver is {state}")
         me = threading.get_ident()
+        self._refuse_write(operation, me)
         self._refuse_on_reading_thread(operation, me)
-        voidable = self._voidable_command
-        if voidable is not None and voidable[0] == me and voidable[1] != self._emergency_stops:
-            raise _OvertakenByEmergencyStopError(operation)
         timeout_s = self.reply_timeout_s
         if me == self._heartbeat_ident:
             # The device's watchdog must hear from the host within its time even when a reply
@@ -480,7 +478,7 @@ class Driver(ABC):
         try:
             # Written before taking the input, so that a reader in the middle of a read gets the
             # reply at once instead of making this request wait out its poll interval.
-            self._transport.write(frame)
+            self._transport.write(frame, unless=lambda: self._refuse_write(operation, me))
             reply = self._await_reply(waiter, time.monotonic() + timeout_s, me)
         finally:
             with self._input:
@@ -495,6 +493,15 @@ class Driver(ABC):
             self.counters.refusals += 1
             raise DeviceRefusedError(operation, reply.code, reply.reason or "refused")
         return reply
+
+    def _refuse_write(self, operation: str, me: int) -> None:
+        """Raise if a frame of ``operation``, sent by thread ``me``, must not be written now."""
+        state = self._state
+        if state is DriverState.FAULTED or state is DriverState.CLOSED:
+            raise DeviceFaultError(self._fault_reason or f"driver is {state}")
+        voidable = self._voidable_command
+        if voidable is not None and voidable[0] == me and voidable[1] != self._emergency_stops:
+            raise _OvertakenByEmergencyStopError(operation)
 
     def _await_reply(self, waiter: _Waiter, deadline: float, me: int) -> Reply | None:
         """The reply for ``waiter``, or None at ``deadline``: read the port whenever no other

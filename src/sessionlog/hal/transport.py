@@ -13,6 +13,7 @@ import logging
 import select
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal, Self
@@ -98,10 +99,15 @@ class SerialTransport:
     def closed(self) -> bool:
         return self._closed
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, *, unless: Callable[[], None] | None = None) -> None:
+        """Write ``data`` whole. ``unless``, if given, runs first under the write lock and may
+        raise to write nothing: a writer that another thread's write must not overtake between
+        its check and its write (a command frame and an emergency stop) checks there."""
         if self._closed:
             raise DisconnectedError(f"{self.url} is closed")
         with self._write_lock:
+            if unless is not None:
+                unless()
             try:
                 written = self._port.write(data)
                 self._port.flush()
