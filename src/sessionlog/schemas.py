@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from sqlmodel import SQLModel
 
-from sessionlog.fields import Code, LongText, RecordId, ShortText, SingleLine, UTCTimestamp
+from sessionlog.fields import Code, LongText, PastTimestamp, RecordId, ShortText, SingleLine
+from sessionlog.hal.registry import ENTRY_POINT_GROUP, available_drivers
 from sessionlog.safety.amplitude_range import AmplitudeRange
 from sessionlog.safety.dose import PlanDose
 from sessionlog.safety.plan import ChannelPlan, Modality, Prescription, StimulationPlan
@@ -158,11 +159,26 @@ FirmwareVersion = Annotated[str, Field(min_length=1, max_length=64), SingleLine]
 
 
 class DeviceCreate(_Input):
-    driver: Code = Field(description="Name of the driver entry point, e.g. `simulated`.")
+    driver: Code = Field(
+        description="Name of a driver installed in the `sessionlog.drivers` entry-point group, "
+        "e.g. `simulated`; any other name is refused."
+    )
     serial_number: DeviceText
     model: DeviceText
     firmware_version: FirmwareVersion | None = None
     label: ShortText | None = None
+
+    @field_validator("driver")
+    @classmethod
+    def _driver_installed(cls, driver: str) -> str:
+        installed = available_drivers()
+        if driver not in installed:
+            listed = ", ".join(installed) or "none"
+            raise ValueError(
+                f"no driver named {driver!r} is installed (entry-point group "
+                f"{ENTRY_POINT_GROUP}); available: {listed}"
+            )
+        return driver
 
 
 class DeviceUpdate(_Update):
@@ -222,14 +238,18 @@ class ProgramPublic(_Public):
 class AdverseEventCreate(_Input):
     description: LongText = Field(min_length=1)
     severity: Severity
-    occurred_at: UTCTimestamp | None = Field(
-        default=None, description="When it happened; defaults to the time it is recorded."
+    occurred_at: PastTimestamp | None = Field(
+        default=None,
+        description="When it happened (not in the future); defaults to the time it is recorded.",
     )
 
 
 class NoteCreate(_Input):
     text: LongText = Field(min_length=1)
-    occurred_at: UTCTimestamp | None = None
+    occurred_at: PastTimestamp | None = Field(
+        default=None,
+        description="When it happened (not in the future); defaults to the time it is recorded.",
+    )
 
 
 class SessionRecordCreate(_Input):
@@ -244,8 +264,13 @@ class SessionRecordCreate(_Input):
     device_id: RecordId
     program_id: RecordId | None = None
     plan: StimulationPlan
-    started_at: UTCTimestamp
-    ended_at: UTCTimestamp
+    started_at: PastTimestamp = Field(
+        description="ISO 8601 with a zone; not in the future (5 minutes of clock difference are "
+        "allowed), from 1970 on"
+    )
+    ended_at: PastTimestamp = Field(
+        description="ISO 8601 with a zone, not before started_at and not in the future"
+    )
     status: RecordedStatus = "completed"
     notes: LongText | None = None
     outcome: LongText | None = None
@@ -263,16 +288,40 @@ class SessionRecordCreate(_Input):
 class SessionCorrection(_Input):
     """A correction of an ended session: a new version that supersedes it, with the reason.
 
-    Fields left out keep their value from the version being corrected.
+    Fields left out keep their value from the version being corrected. ``null`` is refused for
+    every field (a 422 naming it), as an update refuses it for a field that cannot be empty: a
+    correction that silently kept the value it was sent to clear would be a new version identical
+    to the old one. A correction must change at least one field (the route checks that against the
+    version it corrects).
     """
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_drop_null_where_refused)
+
+    corrected_fields: ClassVar[tuple[str, ...]] = (
+        "plan",
+        "started_at",
+        "ended_at",
+        "status",
+        "notes",
+        "outcome",
+    )
+    """Every field but the reason: what a correction can change."""
+    null_refused: ClassVar[frozenset[str]] = frozenset(corrected_fields)
 
     reason: LongText = Field(min_length=1, description="Why the record is corrected (required)")
     plan: StimulationPlan | None = None
-    started_at: UTCTimestamp | None = None
-    ended_at: UTCTimestamp | None = None
+    started_at: PastTimestamp | None = None
+    ended_at: PastTimestamp | None = None
     status: RecordedStatus | None = None
     notes: LongText | None = None
     outcome: LongText | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _null_refused(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name in cls.null_refused:
+            raise ValueError("may not be null; leave the field out to keep its value")
+        return value
 
 
 class EnteredInError(_Input):

@@ -51,12 +51,17 @@ def test_sign_in_issues_a_token_with_the_roles_scopes(
     )
 
 
-def test_a_narrower_scope_can_be_asked_for_and_a_wider_one_is_not_granted(
+def test_a_narrower_scope_can_be_asked_for_and_a_wider_one_is_refused(
     anonymous: TestClient, practitioner: int
 ) -> None:
-    headers = sign_in(anonymous, "pia", scope="clients:read users:write")
+    headers = sign_in(anonymous, "pia", scope="clients:read")
     assert anonymous.get("/api/v1/auth/me", headers=headers).json()["scopes"] == ["clients:read"]
     assert_problem(anonymous.post("/api/v1/clients", json={"code": "C-1"}, headers=headers), 403)
+    wider = anonymous.post(
+        "/api/v1/auth/token",
+        data={"username": "pia", "password": PASSWORD, "scope": "clients:read users:write"},
+    )
+    assert assert_problem(wider, 400, "scope")["error"] == "invalid_scope"
 
 
 @pytest.mark.parametrize(

@@ -62,6 +62,7 @@ class ProblemError(Exception):
         detail: str | None = None,
         kind: str | None = None,
         errors: Sequence[FieldError] = (),
+        extensions: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail or title)
         self.status = status
@@ -69,6 +70,8 @@ class ProblemError(Exception):
         self.detail = detail
         self.kind = kind
         self.errors = list(errors)
+        self.extensions = dict(extensions or {})
+        """Extension members (RFC 9457 §3.2), e.g. the OAuth2 ``error`` of a refused sign-in."""
         self.headers: dict[str, str] | None = None
 
 
@@ -92,6 +95,7 @@ def problem_response(
     kind: str | None = None,
     errors: Sequence[FieldError] = (),
     headers: dict[str, str] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> JSONResponse:
     problem = Problem(
         type=f"{PROBLEM_BASE}{kind}" if kind else "about:blank",
@@ -101,17 +105,77 @@ def problem_response(
         instance=request.url.path,
         errors=list(errors),
     )
+    body = problem.model_dump(mode="json", exclude_none=True)
+    # Extension members never replace the standard ones.
+    body.update({k: v for k, v in (extensions or {}).items() if k not in body})
     return JSONResponse(
-        problem.model_dump(mode="json", exclude_none=True),
+        body,
         status_code=status,
         media_type=PROBLEM_JSON,
         headers=headers,
     )
 
 
+_FIELD_NAME = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
+"""A snake_case name with at least one underscore, as the fields a validator's message names are
+(``amplitude_ma``, ``on_time_s``); plain words of the message never match."""
+
+
+def _named_field(error: Any) -> str | None:
+    """The field a model-level validator's error is about, or None to keep its location.
+
+    A model validator (e.g. the unit check of a channel's current) fails at the model's location,
+    ``plan.channels[0]``, though its message is about one of the model's fields. The field is taken
+    from the exception when it names one (a ``field`` attribute), else from the message: the first
+    name it mentions that the client sent, or that starts a name the client sent (the message says
+    ``max_amplitude``, the client sent ``max_amplitude_ma``), or that opens the message (``amplitude_ua
+    or amplitude_ma is required``). A message that names no field keeps the model's location.
+    """
+    if error.get("type") != "value_error":
+        return None
+    cause = (error.get("ctx") or {}).get("error")
+    field = getattr(cause, "field", None)
+    if isinstance(field, str) and field:
+        return field
+    sent = error.get("input")
+    if not isinstance(sent, dict):
+        return None
+    message = str(cause) if cause is not None else str(error.get("msg", ""))
+    mentioned: list[str] = _FIELD_NAME.findall(message)
+    for name in mentioned:
+        if name in sent:
+            return name
+    for name in mentioned:
+        for key in sent:
+            if isinstance(key, str) and key.startswith(f"{name}_"):
+                return key
+    if mentioned and message.startswith(mentioned[0]):
+        return mentioned[0]
+    return None
+
+
+def _malformed_json(error: Any, document: Any) -> FieldError:
+    """``body: malformed JSON at line L column C: <reason>``, from the offset FastAPI reports."""
+    location = error.get("loc", ())
+    position = location[1] if len(location) > 1 and isinstance(location[1], int) else None
+    reason = str((error.get("ctx") or {}).get("error") or "not valid JSON")
+    if isinstance(document, bytes | bytearray):
+        document = bytes(document).decode("utf-8", "replace")
+    if isinstance(document, str) and position is not None and 0 <= position <= len(document):
+        line = document.count("\n", 0, position) + 1
+        column = position - (document.rfind("\n", 0, position) + 1) + 1
+        reason = f"malformed JSON at line {line} column {column}: {reason}"
+    else:
+        reason = f"malformed JSON: {reason}"
+    return FieldError(field="body", reason=reason, location="body")
+
+
 def _validation_errors(exc: RequestValidationError) -> list[FieldError]:
     errors: list[FieldError] = []
     for error in exc.errors():
+        if error.get("type") == "json_invalid":
+            errors.append(_malformed_json(error, exc.body))
+            continue
         location = list(error.get("loc", ()))
         where = (
             str(location[0])
@@ -119,6 +183,9 @@ def _validation_errors(exc: RequestValidationError) -> list[FieldError]:
             else None
         )
         path = location[1:] if where else location
+        named = _named_field(error)
+        if named is not None and (not path or path[-1] != named):
+            path = [*path, named]
         message = str(error.get("msg", "invalid value"))
         message = message.removeprefix("Value error, ")
         errors.append(
@@ -148,6 +215,7 @@ async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
         kind=exc.kind,
         errors=exc.errors,
         headers=exc.headers,
+        extensions=exc.extensions,
     )
 
 

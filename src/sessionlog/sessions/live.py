@@ -24,17 +24,30 @@ from sessionlog.errors import ConflictError, InvalidFieldError, RecordNotFoundEr
 from sessionlog.hal import Driver, DriverState, HalError, open_device
 from sessionlog.safety import ContraindicationOverride, StimulationPlan, Verdict
 from sessionlog.sessions.approval import ENGINE, client_context, site_policy
+from sessionlog.sessions.practitioners import require_practitioner
 from sessionlog.sessions.recorder import SessionRecorder
 from sessionlog.sessions.runner import ENDED, RunState, SessionRunner
 from sessionlog.sessions.telemetry import delivered_from_telemetry, last_recorded_at
 from sessionlog.settings import Settings
 from sessionlog.store import repository
 from sessionlog.store.database import read_only, session_scope
-from sessionlog.store.models import Client, Device, Program, SessionChannel, TreatmentSession, User
+from sessionlog.store.models import Client, Device, Program, SessionChannel, TreatmentSession
 
 logger = logging.getLogger(__name__)
 
 UNFINISHED = ("planned", "running", "paused")
+
+
+class EmergencyStopNotDeliveredError(Exception):
+    """An emergency stop pressed on an ended session whose device is not connected: no stop was
+    sent anywhere, and the answer must not read as if one had been."""
+
+    def __init__(self, session_id: int, device_id: int) -> None:
+        super().__init__(
+            f"session {session_id} has ended and its device {device_id} is not connected"
+        )
+        self.session_id = session_id
+        self.device_id = device_id
 
 
 class PlanRefusedError(Exception):
@@ -61,6 +74,9 @@ class LiveSessions:
         self._lock = threading.Lock()
         self._connections: dict[int, Connection] = {}
         self._runners: dict[int, SessionRunner] = {}
+        self._runner_devices: dict[int, int] = {}
+        """Each session's device, by its id in the database. A device that is reconnected gets a
+        new driver, so a runner's driver does not say which sessions share its device."""
         self._reserved_devices: set[int] = set()
         """Devices a session is being planned on (the check and the registration are apart)."""
         self.spool_dir = Path(settings.data_dir) / "spool"
@@ -124,17 +140,10 @@ class LiveSessions:
 
     def disconnect(self, device_id: int) -> None:
         with self._lock:
-            connection = self._connections.get(device_id)
-            busy = [
-                runner
-                for runner in self._runners.values()
-                if connection is not None
-                and runner.driver is connection.driver
-                and runner.state not in ENDED
-            ]
-            if busy:
+            busy = self._open_runner_on(device_id)
+            if busy is not None:
                 raise ConflictError(
-                    "device_id", f"device {device_id} is running session {busy[0].session_id}"
+                    "device_id", f"device {device_id} is running session {busy.session_id}"
                 )
             connection = self._connections.pop(device_id, None)
         if connection is None:
@@ -162,7 +171,7 @@ class LiveSessions:
         with self._lock:
             # One open session per device: a second one would move the same output stage, and
             # either's stop or emergency stop would end the other's output behind its back.
-            if device_id in self._reserved_devices or self._open_runner_on(connection.driver):
+            if device_id in self._reserved_devices or self._open_runner_on(device_id):
                 raise ConflictError(
                     "device_id",
                     f"device {device_id} has an open session; end it before planning another",
@@ -184,28 +193,44 @@ class LiveSessions:
             with self._lock:
                 self._reserved_devices.discard(device_id)
 
-    def _open_runner_on(self, driver: Driver) -> SessionRunner | None:
-        """The session not yet ended on ``driver``, if any (called under the lock)."""
+    def _open_runner_on(self, device_id: int) -> SessionRunner | None:
+        """The session not yet ended on the device, whichever connection it runs on (called under
+        the lock)."""
         return next(
-            (r for r in self._runners.values() if r.driver is driver and r.state not in ENDED),
+            (
+                runner
+                for session_id, runner in self._runners.items()
+                if self._runner_devices[session_id] == device_id and runner.state not in ENDED
+            ),
             None,
         )
 
     def emergency_stop(self, session_id: int, *, actor_id: int | None = None) -> SessionRunner:
         """Stop output at once. Pressed on a session that has ended, it stops the session that
-        now runs on its device, which records it: an emergency stop is never a no-op while
-        output may flow, nor a stop that a running session does not know of."""
+        now runs on its device, even over a new connection, and that session records it: an
+        emergency stop is never a no-op while output may flow, nor a stop that a running session
+        does not know of. With no session running there, the stop still goes to the device's
+        connection; with no connection, ``EmergencyStopNotDeliveredError`` says that nothing
+        was stopped.
+
+        The device is found in memory, not in the database: a stop must not wait for, or depend
+        on, a database that may be unreachable."""
         runner = self.runner(session_id)
-        if runner.state in ENDED:
-            with self._lock:
-                owner = self._open_runner_on(runner.driver)
-            if owner is not None:
-                owner.emergency_stop(
-                    actor_id=actor_id,
-                    reason=f"emergency stop (pressed on ended session {session_id})",
-                )
-                return runner
-        runner.emergency_stop(actor_id=actor_id)
+        with self._lock:
+            device_id = self._runner_devices[session_id]
+            owner = self._open_runner_on(device_id)
+            connection = self._connections.get(device_id)
+        if owner is runner:
+            runner.emergency_stop(actor_id=actor_id)
+        elif owner is not None:
+            owner.emergency_stop(
+                actor_id=actor_id,
+                reason=f"emergency stop (pressed on ended session {session_id})",
+            )
+        elif connection is not None and connection.driver.state is not DriverState.CLOSED:
+            connection.driver.emergency_stop()
+        else:
+            raise EmergencyStopNotDeliveredError(session_id, device_id)
         return runner
 
     def _create(
@@ -225,8 +250,7 @@ class LiveSessions:
             client = repository.get(db, Client, client_id)
             if client is None:
                 raise InvalidFieldError("client_id", f"no client with id {client_id}")
-            if repository.get(db, User, practitioner_id) is None:
-                raise InvalidFieldError("practitioner_id", f"no user with id {practitioner_id}")
+            require_practitioner(db, practitioner_id)
             program = repository.get(db, Program, program_id) if program_id else None
             if program_id is not None and program is None:
                 raise InvalidFieldError("program_id", f"no program with id {program_id}")
@@ -288,6 +312,7 @@ class LiveSessions:
         )
         with self._lock:
             self._runners[session.id] = runner
+            self._runner_devices[session.id] = device_id
         return session.id, verdict
 
     def runner(self, session_id: int) -> SessionRunner:

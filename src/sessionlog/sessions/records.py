@@ -12,9 +12,10 @@ counted by analytics on the latest one), so a report sent with an old id is neve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import exists
+from sqlalchemy import Exists, exists
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -31,6 +32,7 @@ from sessionlog.schemas import (
     SessionPublic,
     SessionRecordCreate,
 )
+from sessionlog.sessions.practitioners import is_active_practitioner, practitioner_refusal
 from sessionlog.store import repository
 from sessionlog.store.chains import chain_versions, is_second_successor, lock_chain
 from sessionlog.store.models import (
@@ -40,31 +42,33 @@ from sessionlog.store.models import (
     SessionChannel,
     SessionEvent,
     TreatmentSession,
-    User,
 )
 from sessionlog.store.types import utc_now
 
+_Reference = tuple[str, Exists, Callable[[], InvalidFieldError]]
+"""A field, the condition its value must meet, and the refusal when it does not."""
 
-def _require(db: Session, references: list[tuple[str, type[Any], int | None, str]]) -> None:
-    """Refuse the first reference (field, table, id, what) whose row does not exist.
+
+def _exists(field: str, model: type[Any], record_id: int, what: str) -> _Reference:
+    return (
+        field,
+        exists().where(model.__table__.c.id == record_id),
+        lambda: InvalidFieldError(field, f"no {what} with id {record_id}"),
+    )
+
+
+def _require(db: Session, references: list[_Reference]) -> None:
+    """Refuse the first reference whose condition does not hold.
 
     All are checked in one query: a recorded session names three or four other records, and a
     round trip per reference is most of the cost of recording one.
     """
-    given = [reference for reference in references if reference[2] is not None]
-    if not given:
-        return
     found: Any = db.exec(
-        select(
-            *(
-                exists().where(model.__table__.c.id == record_id).label(field)
-                for field, model, record_id, _ in given
-            )
-        )
+        select(*(condition.label(field) for field, condition, _ in references))
     ).one()
-    for (field, _, record_id, what), present in zip(given, found, strict=True):
+    for (_, _, refusal), present in zip(references, found, strict=True):
         if not present:
-            raise InvalidFieldError(field, f"no {what} with id {record_id}")
+            raise refusal()
 
 
 def record_standalone_session(db: Session, data: SessionRecordCreate) -> TreatmentSession:
@@ -72,10 +76,18 @@ def record_standalone_session(db: Session, data: SessionRecordCreate) -> Treatme
     _require(
         db,
         [
-            ("client_id", Client, data.client_id, "client"),
-            ("practitioner_id", User, data.practitioner_id, "user"),
-            ("device_id", Device, data.device_id, "device"),
-            ("program_id", Program, data.program_id, "program"),
+            _exists("client_id", Client, data.client_id, "client"),
+            (
+                "practitioner_id",
+                is_active_practitioner(data.practitioner_id),
+                lambda: practitioner_refusal(db, data.practitioner_id),
+            ),
+            _exists("device_id", Device, data.device_id, "device"),
+            *(
+                [_exists("program_id", Program, data.program_id, "program")]
+                if data.program_id is not None
+                else []
+            ),
         ],
     )
     program = repository.get(db, Program, data.program_id) if data.program_id else None

@@ -1,15 +1,16 @@
 """Analytics routes: grouped dose summaries and streamed exports of the session history.
 
 The routes are thin: they read the shared session filter from the query string (refusing any query
-parameter they do not know, so a misspelt filter is a 422 rather than a silently wider answer), and
-hand over to ``sessionlog.analytics``. Exports stream from their own database connection, so the
-response starts at once and holds one batch of rows in memory whatever the size of the export.
+parameter they do not know, so a misspelt filter is a 422 rather than a silently wider answer, and a
+single-value one given twice: ``sessionlog.api.query``), and hand over to ``sessionlog.analytics``.
+Exports stream from their own database connection, so the response starts at once and holds one
+batch of rows in memory whatever the size of the export.
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the annotations at runtime.
 
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
@@ -20,7 +21,6 @@ from pydantic import BaseModel, Field, ValidationError
 from sessionlog.analytics import exports
 from sessionlog.analytics.aggregates import METRICS, GroupKey, parse_group_by, summarise
 from sessionlog.analytics.filters import (
-    FILTER_FIELDS,
     MAX_FILTER_VALUES,
     AnalyticsInputError,
     SessionFilter,
@@ -29,6 +29,7 @@ from sessionlog.analytics.filters import (
 from sessionlog.api.auth import AuditorDep, authorize
 from sessionlog.api.deps import SessionDep, get_engine
 from sessionlog.api.problems import PROBLEM_RESPONSES, FieldError, ProblemError
+from sessionlog.api.query import StrictQuery, query_problem
 from sessionlog.fields import MAX_DB_INT
 from sessionlog.safety.plan import BodySite, Modality
 from sessionlog.security.scopes import Scope
@@ -48,34 +49,8 @@ Ids = Annotated[
 ]
 
 
-def query_problem(errors: Iterable[FieldError]) -> ProblemError:
-    """A 422 problem for query parameters, with every refused field named."""
-    found = list(errors)
-    return ProblemError(
-        422,
-        "Request validation failed",
-        detail="; ".join(f"{e.field}: {e.reason}" for e in found[:5]),
-        kind="validation",
-        errors=found,
-    )
-
-
 def input_problem(error: AnalyticsInputError) -> ProblemError:
     return query_problem([FieldError(field=error.field, reason=error.reason, location="query")])
-
-
-def reject_unknown(request: Request, allowed: Iterable[str]) -> None:
-    """Refuse query parameters the route does not know, naming each: a typo must not widen a query."""
-    known = set(allowed)
-    unknown = sorted({name for name in request.query_params if name not in known})
-    if unknown:
-        listed = ", ".join(sorted(known))
-        raise query_problem(
-            FieldError(
-                field=name, reason=f"unknown query parameter; known: {listed}", location="query"
-            )
-            for name in unknown
-        )
 
 
 def session_filter(
@@ -174,7 +149,7 @@ class SummaryPublic(BaseModel):
 
 @router.get("/summary", response_model=SummaryPublic)
 def summary(
-    request: Request,
+    _query: StrictQuery,
     db: SessionDep,
     filters: SessionFilterDep,
     group_by: Annotated[
@@ -188,7 +163,6 @@ def summary(
     ] = None,
 ) -> SummaryPublic:
     """Session counts and dose aggregates grouped by time and category, computed by the database."""
-    reject_unknown(request, (*FILTER_FIELDS, "group_by"))
     try:
         keys = parse_group_by(group_by)
     except AnalyticsInputError as error:
@@ -228,6 +202,7 @@ def _file_chunks(
     },
 )
 def export(
+    _query: StrictQuery,
     request: Request,
     db: SessionDep,
     audit: AuditorDep,
@@ -243,7 +218,6 @@ def export(
     ] = "csv",
 ) -> StreamingResponse:
     """Stream the matching sessions as CSV, Parquet or a FHIR Bundle."""
-    reject_unknown(request, (*FILTER_FIELDS, "format"))
     try:
         chosen = exports.parse_format(export_format)
     except AnalyticsInputError as error:

@@ -12,6 +12,7 @@ from sessionlog.api.auth import authorize
 from sessionlog.api.deps import SessionDep
 from sessionlog.api.pagination import ListResponse, PageDep, encode_cursor
 from sessionlog.api.problems import PROBLEM_RESPONSES
+from sessionlog.api.query import StrictQuery
 from sessionlog.security.principal import Principal
 from sessionlog.security.scopes import Scope
 from sessionlog.store import repository
@@ -47,7 +48,7 @@ class ChainVerification(BaseModel):
 
 
 @router.get("", response_model=ListResponse[AuditEventPublic])
-def list_audit_events(db: SessionDep, page: PageDep, _: AuditReader) -> Any:
+def list_audit_events(_: AuditReader, _query: StrictQuery, db: SessionDep, page: PageDep) -> Any:
     found = repository.list_page(db, AuditEvent, after_id=page.after_id, limit=page.limit)
     next_cursor = encode_cursor(found.last_id) if found.has_more and found.last_id else None
     return {
@@ -57,7 +58,7 @@ def list_audit_events(db: SessionDep, page: PageDep, _: AuditReader) -> Any:
 
 
 @router.get("/verify", response_model=ChainVerification)
-def verify_audit_chain(db: SessionDep, _: AuditReader) -> ChainVerification:
+def verify_audit_chain(db: SessionDep, _: AuditReader, _query: StrictQuery) -> ChainVerification:
     """Recompute every link of the chain; report the first event that was changed or removed."""
     report = verify_chain(db)
     return ChainVerification(

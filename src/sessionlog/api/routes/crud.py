@@ -4,7 +4,8 @@ Create, read, list and update behave identically on each: unique fields are chec
 so a duplicate is a 409 naming the field, reads carry an ``ETag`` built from the row version, an
 update must send ``If-Match`` (428 without it; 412 when the record changed meanwhile, checked again by
 the UPDATE itself so concurrent writers of one version cannot both win), a create may send
-``Idempotency-Key``, each route requires its scope, and every change is audited.
+``Idempotency-Key``, a read or a list refuses unknown and repeated query parameters, each route
+requires its scope, and every change is audited.
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the closures' annotations at runtime.
@@ -21,6 +22,7 @@ from sessionlog.api.deps import PathId, SessionDep
 from sessionlog.api.idempotency import IdempotencyDep
 from sessionlog.api.pagination import ListResponse, PageDep, encode_cursor
 from sessionlog.api.problems import PROBLEM_RESPONSES, ProblemError
+from sessionlog.api.query import StrictQuery
 from sessionlog.errors import ConflictError, RecordNotFoundError
 from sessionlog.security.principal import Principal
 from sessionlog.security.scopes import Scope
@@ -141,7 +143,9 @@ def crud_router(
         return result
 
     @router.get("", response_model=ListResponse[Public])
-    def list_records(db: SessionDep, page: PageDep, _: Reader, audit: AuditorDep) -> Any:
+    def list_records(
+        _: Reader, _query: StrictQuery, db: SessionDep, page: PageDep, audit: AuditorDep
+    ) -> Any:
         found = repository.list_page(db, model, after_id=page.after_id, limit=page.limit)
         if audit_reads and found.items:
             ids = [r.id for r in found.items]  # type: ignore[attr-defined]
@@ -154,7 +158,12 @@ def crud_router(
 
     @router.get("/{record_id}", response_model=Public)
     def read(
-        record_id: PathId, db: SessionDep, response: Response, _: Reader, audit: AuditorDep
+        record_id: PathId,
+        db: SessionDep,
+        response: Response,
+        _: Reader,
+        _query: StrictQuery,
+        audit: AuditorDep,
     ) -> Any:
         row = fetch(db, model, resource, record_id)
         if audit_reads:

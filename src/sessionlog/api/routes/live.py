@@ -4,6 +4,15 @@ The routes are thin: the limits engine decides, ``LiveSessions`` and its runners
 writes. A refused plan or intensity step is a 422 problem whose ``errors`` name each violated field
 and whose ``verdict`` member carries the full verdict; state conflicts (resume a running session) are
 409 problems. The live stream is Server-Sent Events of state changes and telemetry.
+
+The creating POSTs (connect, create a session, add a live note) accept ``Idempotency-Key`` like
+every other: a retry with the same key and body gets the first answer and acts no second time. The
+work itself is done by ``LiveSessions`` in transactions of its own, so the request's transaction,
+in which the key is looked up, ends before it (on SQLite it holds the write lock those would wait
+for), and the answer is stored after it. Unlike a record's create, the answer is therefore not
+stored atomically with what it reports: of two requests with the same key sent at the same moment,
+both may act (the second then answers 409 naming the header); a retry after an answer, or after a
+lost one, is safe.
 """
 
 from __future__ import annotations
@@ -19,12 +28,15 @@ from pydantic import BaseModel, Field, model_validator
 
 from sessionlog.api.auth import AuditorDep, authorize
 from sessionlog.api.deps import PathId, SessionDep
+from sessionlog.api.idempotency import Idempotency, IdempotencyDep
 from sessionlog.api.problems import (
     PROBLEM_RESPONSES,
     SITE_POLICY_RESPONSES,
     FieldError,
+    ProblemError,
     problem_response,
 )
+from sessionlog.api.query import StrictQuery
 from sessionlog.api.routes.crud import fetch
 from sessionlog.api.routes.limits import verdict_public
 from sessionlog.errors import RecordNotFoundError
@@ -41,7 +53,11 @@ from sessionlog.schemas import (
 from sessionlog.security.principal import Principal
 from sessionlog.security.scopes import Scope
 from sessionlog.sessions import telemetry as telemetry_store
-from sessionlog.sessions.live import LiveSessions, PlanRefusedError
+from sessionlog.sessions.live import (
+    EmergencyStopNotDeliveredError,
+    LiveSessions,
+    PlanRefusedError,
+)
 from sessionlog.sessions.runner import SessionRunner, SessionStateError
 from sessionlog.store.models import Device, TreatmentSession
 
@@ -182,6 +198,15 @@ def _refused(request: Request, verdict: Verdict, title: str) -> JSONResponse:
     return JSONResponse(body, status_code=422, media_type=response.media_type)
 
 
+def _replay_or_release(idempotency: Idempotency, data: BaseModel) -> JSONResponse | None:
+    """The first answer to this request's Idempotency-Key, if there is one; otherwise the
+    request's transaction, which looked the key up, is ended before the live work begins."""
+    replayed = idempotency.replay(data)
+    if replayed is None and idempotency.key is not None:
+        idempotency.db.commit()
+    return replayed
+
+
 def _conflict(request: Request, error: Exception) -> JSONResponse:
     return problem_response(
         request, 409, "Not possible in the session's state", detail=str(error), kind="state"
@@ -199,9 +224,17 @@ def _device_fault(request: Request, error: HalError) -> JSONResponse:
 
 @router.post("/connections", status_code=status.HTTP_201_CREATED, response_model=ConnectionPublic)
 def connect_device(
-    data: ConnectRequest, request: Request, db: SessionDep, _: Connector, audit: AuditorDep
+    data: ConnectRequest,
+    request: Request,
+    db: SessionDep,
+    _: Connector,
+    audit: AuditorDep,
+    idempotency: IdempotencyDep,
 ) -> Any:
     """Open a device with a driver; its record is created or refreshed from what it reports."""
+    replayed = _replay_or_release(idempotency, data)
+    if replayed is not None:
+        return replayed
     try:
         device, connection = live_sessions(request).connect(data.driver, data.url)
     except HalError as error:
@@ -216,16 +249,20 @@ def connect_device(
     audit.record(
         "connect", "device", device.id, after={"url": connection.url, "driver": data.driver}
     )
-    return ConnectionPublic(
+    result = ConnectionPublic(
         device=DevicePublic.model_validate(device),
         url=connection.url,
         state=connection.driver.state.value,
         fault_reason=connection.driver.fault_reason,
     )
+    idempotency.remember(data, status.HTTP_201_CREATED, result, {})
+    return result
 
 
 @router.get("/connections", response_model=list[ConnectionPublic])
-def list_connections(request: Request, db: SessionDep, _: DeviceReader) -> list[ConnectionPublic]:
+def list_connections(
+    request: Request, db: SessionDep, _: DeviceReader, _query: StrictQuery
+) -> list[ConnectionPublic]:
     return [
         ConnectionPublic(
             device=DevicePublic.model_validate(fetch(db, Device, "device", c.device_id)),
@@ -253,13 +290,20 @@ def disconnect_device(device_id: PathId, request: Request, _: Connector, audit: 
     responses=SITE_POLICY_RESPONSES,
 )
 def create_live_session(
-    data: LiveSessionCreate, request: Request, principal: Runner, audit: AuditorDep
+    data: LiveSessionCreate,
+    request: Request,
+    principal: Runner,
+    audit: AuditorDep,
+    idempotency: IdempotencyDep,
 ) -> Any:
     """Approve a plan against every layer for a connected device and create the planned session.
 
     A refusal is a 422 problem whose `errors` name each violated field and whose `verdict` member
     carries the verdict; warnings must be listed in `acknowledged_warnings` to be accepted.
     """
+    replayed = _replay_or_release(idempotency, data)
+    if replayed is not None:
+        return replayed
     manager = live_sessions(request)
     try:
         session_id, verdict = manager.create(
@@ -280,15 +324,19 @@ def create_live_session(
         session_id,
         after={"mode": "live", "device_id": data.device_id, "client_id": data.client_id},
     )
-    return LiveSessionCreated(
+    result = LiveSessionCreated(
         session_id=session_id,
         verdict=verdict_public(verdict),
         status=_status(manager.runner(session_id)),
     )
+    idempotency.remember(data, status.HTTP_201_CREATED, result, {})
+    return result
 
 
 @router.get("/sessions/{session_id}/live", response_model=LiveStatus)
-def live_status(session_id: PathId, request: Request, _: SessionReader) -> LiveStatus:
+def live_status(
+    session_id: PathId, request: Request, _: SessionReader, _query: StrictQuery
+) -> LiveStatus:
     return _status(live_sessions(request).runner(session_id))
 
 
@@ -325,9 +373,22 @@ def stop_session(session_id: PathId, request: Request, principal: Runner) -> Any
 
 @router.post("/sessions/{session_id}/emergency-stop", response_model=LiveStatus)
 def emergency_stop_session(session_id: PathId, request: Request, principal: Runner) -> Any:
-    """Stop output at once; this never waits for a command in flight and never fails. On a
-    session that has ended, it stops (and ends) the session now running on its device."""
-    runner = live_sessions(request).emergency_stop(session_id, actor_id=principal.user_id)
+    """Stop output at once; this never waits for a command in flight. On a session that has
+    ended, it stops (and ends) the session now running on its device, over whichever connection;
+    with no session running there, it stops the device's output all the same. A 409
+    (`device-not-connected`) says that the session's device is not connected, so no stop was
+    sent: use the device's own stop."""
+    try:
+        runner = live_sessions(request).emergency_stop(session_id, actor_id=principal.user_id)
+    except EmergencyStopNotDeliveredError as error:
+        raise ProblemError(
+            409,
+            "Emergency stop not delivered: the device is not connected",
+            detail=f"{error}: no stop was sent. This service drives no output on a device it is "
+            "not connected to; if the device is stimulating, use its own stop.",
+            kind="device-not-connected",
+            errors=[FieldError(field="session_id", reason=str(error), location="path")],
+        ) from error
     return _status(runner)
 
 
@@ -366,16 +427,25 @@ def change_intensity(
     response_model=LiveStatus,
 )
 def live_note(
-    session_id: PathId, data: LiveNote, request: Request, principal: Runner
-) -> LiveStatus:
+    session_id: PathId,
+    data: LiveNote,
+    request: Request,
+    principal: Runner,
+    idempotency: IdempotencyDep,
+) -> Any:
+    replayed = _replay_or_release(idempotency, data)
+    if replayed is not None:
+        return replayed
     runner = live_sessions(request).runner(session_id)
     runner.note(data.text, actor_id=principal.user_id)
-    return _status(runner)
+    result = _status(runner)
+    idempotency.remember(data, status.HTTP_201_CREATED, result, {})
+    return result
 
 
 @router.get("/sessions/{session_id}/stream")
 async def stream_session(
-    session_id: PathId, request: Request, _: SessionReader
+    session_id: PathId, request: Request, _: SessionReader, _query: StrictQuery
 ) -> StreamingResponse:
     """Server-Sent Events: `state`, `telemetry` and `intensity` messages, and a `status` each second."""
     runner = live_sessions(request).runner(session_id)
@@ -419,6 +489,7 @@ def session_telemetry(
     session_id: PathId,
     db: SessionDep,
     _: SessionReader,
+    _query: StrictQuery,
     audit: AuditorDep,
     max_points: Annotated[
         int, Query(ge=2, le=100_000, description="Per channel, after downsampling")
