@@ -374,7 +374,8 @@ def test_a_live_change_gives_the_verdict_of_a_full_approval_of_the_changed_plan(
             fast_base, full_base = fast.approved_plan, full.approved_plan
 
 
-def test_an_acknowledged_warning_on_another_channel_stays_in_the_verdict_of_a_change() -> None:
+def dense_second_channel_approved() -> Verdict:
+    """Two channels on 5 cm², the second past 2 mA/cm² (70 mA) with its warning acknowledged."""
     plan = make_plan(
         Modality.EMS,
         area_cm2=5.0,
@@ -383,7 +384,11 @@ def test_an_acknowledged_warning_on_another_channel_stays_in_the_verdict_of_a_ch
             {"channel": 2, "amplitude_ua": 70_000, "pulse_width_us": 300, "frequency_hz": 50.0},
         ],
     )
-    first = ENGINE.approve(plan, acknowledged_warnings={WarningCode.CURRENT_DENSITY_HIGH})
+    return ENGINE.approve(plan, acknowledged_warnings={WarningCode.CURRENT_DENSITY_HIGH})
+
+
+def test_an_acknowledged_warning_on_another_channel_stays_in_the_verdict_of_a_change() -> None:
+    first = dense_second_channel_approved()
     assert first.approved_plan is not None
     assert [w.field for w in first.warnings] == ["dose.channels[1].current_density_ma_per_cm2"]
 
@@ -398,15 +403,7 @@ def test_an_acknowledged_warning_on_another_channel_stays_in_the_verdict_of_a_ch
 
 
 def test_a_warning_a_change_raises_on_another_channel_needs_its_own_acknowledgement() -> None:
-    plan = make_plan(
-        Modality.EMS,
-        area_cm2=5.0,
-        channels=[
-            {"channel": 1, "amplitude_ua": 20_000, "pulse_width_us": 300, "frequency_hz": 50.0},
-            {"channel": 2, "amplitude_ua": 70_000, "pulse_width_us": 300, "frequency_hz": 50.0},
-        ],
-    )
-    first = ENGINE.approve(plan, acknowledged_warnings={WarningCode.CURRENT_DENSITY_HIGH})
+    first = dense_second_channel_approved()
     assert first.approved_plan is not None
     density = "dose.channels[{}].current_density_ma_per_cm2"
     assert first.approved_plan.acknowledged_fields == {
