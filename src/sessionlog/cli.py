@@ -10,21 +10,38 @@ by running without the site layer.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
+from pydantic import BaseModel
 
 import sessionlog
 from sessionlog.admin_cli import audit_app, keys_app, users_app
 from sessionlog.analytics.cli import export, seed
+from sessionlog.cli_errors import (
+    MAX_PORT,
+    CleanErrorsGroup,
+    fail,
+    file_errors,
+    host_port,
+    load_settings,
+)
 from sessionlog.conformance.cli import driver_app
-from sessionlog.safety import AmplitudeRange, SafetyWarning, SitePolicy, SitePolicyError, Violation
+from sessionlog.safety import (
+    AmplitudeRange,
+    SafetyWarning,
+    SitePolicy,
+    SitePolicyError,
+    Violation,
+    WarningCode,
+)
 from sessionlog.safety.findings import format_current
 from sessionlog.settings import Settings
 from sessionlog.store import migrations
 from sessionlog.store.database import make_engine
 
 app = typer.Typer(
+    cls=CleanErrorsGroup,
     help="Treatment-session logging for electrical stimulators.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -43,11 +60,6 @@ app.command()(export)
 app.command()(seed)
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code=1)
-
-
 def _require_site_policy(settings: Settings) -> SitePolicy | None:
     """The configured site policy (None if there is none), or exit with why it cannot be used."""
     from sessionlog.sessions.approval import site_policy
@@ -60,7 +72,7 @@ def _require_site_policy(settings: Settings) -> SitePolicy | None:
 
 def _site_policy_failure(error: SitePolicyError) -> typer.Exit:
     """One wording for every command, naming the file and the reason the engine's loader gave."""
-    return _fail(
+    return fail(
         f"site policy {error}; nothing is approved without it "
         "(fix the file or the site_policy_path setting)"
     )
@@ -124,20 +136,21 @@ def version() -> None:
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
-    port: Annotated[int | None, typer.Option(help="TCP port to listen on.")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(help="TCP port to listen on (0: any free port).", min=0, max=MAX_PORT),
+    ] = None,
 ) -> None:
     """Run the HTTP API (the embedded SQLite default is created and migrated on first start)."""
     import uvicorn
 
     from sessionlog.api.app import create_app
 
-    settings = Settings()
+    settings = load_settings()
     _require_site_policy(settings)
     engine = make_engine(settings.effective_database_url)
     try:
         migrations.ensure_migrated(engine, auto_migrate=settings.should_auto_migrate)
-    except migrations.DatabaseNotMigratedError as error:
-        raise _fail(str(error)) from error
     finally:
         engine.dispose()
     where = settings.effective_database_url
@@ -153,7 +166,7 @@ def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
     """Migrate the configured database to the latest schema (or to REVISION)."""
-    engine = make_engine(Settings().effective_database_url)
+    engine = make_engine(load_settings().effective_database_url)
     try:
         before = migrations.current_revision(engine)
         migrations.upgrade(engine, revision)
@@ -168,7 +181,7 @@ def db_downgrade(
     revision: Annotated[str, typer.Argument(help="Target revision, e.g. -1 or base.")],
 ) -> None:
     """Migrate the configured database back to REVISION (data in dropped tables is lost)."""
-    engine = make_engine(Settings().effective_database_url)
+    engine = make_engine(load_settings().effective_database_url)
     try:
         migrations.downgrade(engine, revision)
         after = migrations.current_revision(engine)
@@ -180,7 +193,7 @@ def db_downgrade(
 @db_app.command("current")
 def db_current() -> None:
     """Show the schema revision of the configured database and whether it is current."""
-    engine = make_engine(Settings().effective_database_url)
+    engine = make_engine(load_settings().effective_database_url)
     try:
         current = migrations.current_revision(engine)
         head = migrations.head_revision(engine)
@@ -199,8 +212,11 @@ def db_refresh_summary() -> None:
     """
     from sessionlog.analytics.day_summary import refresh_day_summary
 
-    engine = make_engine(Settings().effective_database_url)
+    settings = load_settings()
+    engine = make_engine(settings.effective_database_url)
     try:
+        # As export and seed do: a stale schema is named, not met with an SQL error.
+        migrations.ensure_migrated(engine, auto_migrate=settings.should_auto_migrate)
         report = refresh_day_summary(engine)
     finally:
         engine.dispose()
@@ -232,7 +248,8 @@ def devices_scan() -> None:
 @app.command()
 def simulate(
     tcp: Annotated[
-        str | None, typer.Option(help="Listen on HOST:PORT (port 0: any free port).")
+        str | None,
+        typer.Option(help="Listen on HOST:PORT (port 0: any free port).", callback=host_port),
     ] = None,
     pty: Annotated[bool, typer.Option(help="Serve on a new pseudo-terminal instead.")] = False,
     options: Annotated[
@@ -242,37 +259,42 @@ def simulate(
     """Run the simulated stimulator in this process; the first line printed is the URL to open."""
     from sessionlog_drivers.simulated.__main__ import main as run_simulator
 
-    arguments = ["--pty"] if pty else ["--tcp", tcp or "127.0.0.1:0"]
-    raise typer.Exit(code=run_simulator([*arguments, "--options", options]))
+    where = tcp or "127.0.0.1:0"
+    arguments = ["--pty"] if pty else ["--tcp", where]
+    try:
+        code = run_simulator([*arguments, "--options", options])
+    except OSError as error:  # only a bind or a pty can fail here, before the URL is printed
+        what = "open a pseudo-terminal" if pty else f"listen on {where}"
+        raise fail(
+            f"cannot {what}: {error.strerror or error}; give an address of this machine "
+            "and a free port, e.g. 127.0.0.1:0"
+        ) from None
+    raise typer.Exit(code=code)
 
 
 @limits_app.command("check")
 def limits_check(
-    plan_file: Annotated[Path, typer.Argument(help="A stimulation plan as JSON.", exists=True)],
+    plan_file: Annotated[
+        Path, typer.Argument(help="A stimulation plan as JSON.", exists=True, dir_okay=False)
+    ],
     capabilities_file: Annotated[
         Path | None,
-        typer.Option("--capabilities", help="Device capabilities as JSON.", exists=True),
+        typer.Option(
+            "--capabilities", help="Device capabilities as JSON.", exists=True, dir_okay=False
+        ),
     ] = None,
     acknowledge: Annotated[
-        list[str] | None, typer.Option(help="A warning code to acknowledge (repeatable).")
+        list[WarningCode] | None,
+        typer.Option(help="A warning code to acknowledge (repeatable)."),
     ] = None,
 ) -> None:
     """Print the verdict and dose figures for a plan; exit 1 if it is not approved."""
-    from pydantic import ValidationError
-
     from sessionlog.safety import DeviceCapabilities, StimulationPlan
     from sessionlog.sessions.approval import ENGINE
 
-    policy = _require_site_policy(Settings())
-    try:
-        plan = StimulationPlan.model_validate_json(plan_file.read_bytes())
-        capabilities = (
-            DeviceCapabilities.model_validate_json(capabilities_file.read_bytes())
-            if capabilities_file
-            else None
-        )
-    except ValidationError as error:
-        raise _fail(f"invalid input:\n{error}") from error
+    plan = _read_model(StimulationPlan, plan_file)
+    capabilities = _read_model(DeviceCapabilities, capabilities_file) if capabilities_file else None
+    policy = _require_site_policy(load_settings())
     verdict = ENGINE.approve(
         plan,
         capabilities=capabilities,
@@ -309,6 +331,19 @@ def limits_check(
         raise typer.Exit(code=1)
 
 
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _read_model(model: type[_Model], path: Path) -> _Model:
+    """A JSON input file as ``model``, or exit with one ``FILE: field: reason`` line per error."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate_json(path.read_bytes())
+    except ValidationError as error:
+        raise fail(*file_errors(path, error)) from None
+
+
 def _amplitude_range_text(allowed: AmplitudeRange) -> str:
     zero = "0" if allowed.zero_passes else ""
     if not allowed.above_zero:
@@ -324,7 +359,8 @@ def _amplitude_range_text(allowed: AmplitudeRange) -> str:
 def run(
     device: Annotated[str, typer.Option(help="Serial URL: /dev/ttyUSB0, socket://…, sim://…")],
     plan_file: Annotated[
-        Path, typer.Option("--plan", help="The stimulation plan (JSON).", exists=True)
+        Path,
+        typer.Option("--plan", help="The stimulation plan (JSON).", exists=True, dir_okay=False),
     ],
     driver: Annotated[str, typer.Option(help="Driver name (see `devices scan`).")] = "simulated",
     client: Annotated[str, typer.Option(help="Client code (created if new).")] = "C-0001",
@@ -332,11 +368,11 @@ def run(
         str, typer.Option(help="Practitioner username (created if new).")
     ] = "practitioner",
     acknowledge: Annotated[
-        list[str] | None, typer.Option(help="A warning code to acknowledge (repeatable).")
+        list[WarningCode] | None,
+        typer.Option(help="A warning code to acknowledge (repeatable)."),
     ] = None,
 ) -> None:
     """Run and record one session on a device with a live view; Ctrl-C stops output, then exits."""
-    from pydantic import ValidationError
     from rich.console import Console
 
     from sessionlog.hal import HalError
@@ -344,11 +380,8 @@ def run(
     from sessionlog.safety import StimulationPlan
     from sessionlog.sessions.live import PlanRefusedError
 
-    try:
-        plan = StimulationPlan.model_validate_json(plan_file.read_bytes())
-    except ValidationError as error:
-        raise _fail(f"invalid plan:\n{error}") from error
-    settings = Settings()
+    plan = _read_model(StimulationPlan, plan_file)
+    settings = load_settings()
     _require_site_policy(settings)
     try:
         final = run_session(
@@ -362,11 +395,11 @@ def run(
             console=Console(),
         )
     except PlanRefusedError as refused:
-        raise _fail("plan refused:\n  " + "\n  ".join(refused.verdict.reasons)) from refused
+        raise fail("plan refused:\n  " + "\n  ".join(refused.verdict.reasons)) from refused
     except SitePolicyError as error:  # the file broke after the check above
         raise _site_policy_failure(error) from error
     except HalError as error:
-        raise _fail(str(error)) from error
+        raise fail(str(error)) from error
     except KeyboardInterrupt:
         raise typer.Exit(code=130) from None
     if final != "completed":
@@ -379,7 +412,9 @@ def demo(
         int, typer.Option(help="Length of the demo session in seconds.", min=5)
     ] = 20,
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
-    port: Annotated[int | None, typer.Option(help="TCP port (0: any free port).")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="TCP port (0: any free port).", min=0, max=MAX_PORT)
+    ] = None,
     serve: Annotated[
         bool, typer.Option(help="Keep serving the API after the demo session.")
     ] = True,
@@ -389,13 +424,11 @@ def demo(
 
     from sessionlog.live_view import run_demo
 
-    settings = Settings()
+    settings = load_settings()
     _require_site_policy(settings)
     engine = make_engine(settings.effective_database_url)
     try:
         migrations.ensure_migrated(engine, auto_migrate=settings.should_auto_migrate)
-    except migrations.DatabaseNotMigratedError as error:
-        raise _fail(str(error)) from error
     finally:
         engine.dispose()
     try:

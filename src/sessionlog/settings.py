@@ -10,18 +10,26 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 CONFIG_FILE_ENV = "SESSIONLOG_CONFIG_FILE"
 """Environment variable naming an optional TOML settings file (its keys are the field names)."""
 
 SQLITE_FILE_NAME = "sessionlog.sqlite3"
+
+SUPPORTED_DATABASE_DRIVERS = frozenset(
+    {"sqlite", "sqlite+pysqlite", "postgresql", "postgres", "postgresql+psycopg"}
+)
+"""The URL schemes of the databases sessionlog installs a driver for and is tested on."""
+_DATABASE_URL_FORMS = "sqlite:///PATH or postgresql://USER@HOST/DATABASE"
 
 
 class Settings(BaseSettings):
@@ -32,6 +40,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default=Path("sessionlog-data"),
         description="Folder for the embedded SQLite database, spool files and generated secrets.",
+        validate_default=True,
     )
     database_url: str | None = Field(
         default=None,
@@ -55,6 +64,37 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir_can_be_a_folder(cls, value: Path) -> Path:
+        """Refuse at start-up a folder that cannot exist, rather than at the first file written."""
+        for candidate in (value, *value.absolute().parents):
+            if candidate.exists():
+                if candidate.is_dir():
+                    return value
+                where = "it" if candidate == value else str(candidate)
+                raise ValueError(
+                    f"{value} cannot be a folder: {where} is a file; "
+                    "name a folder (it is created if missing)"
+                )
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_is_supported(cls, value: str | None) -> str | None:
+        """Refuse a URL no installed driver opens, naming the forms that work, before any connect."""
+        if value is None:
+            return value
+        try:
+            driver = make_url(value).drivername
+        except (ArgumentError, ValueError):
+            raise ValueError(
+                f"cannot be read as a database URL; write it as {_DATABASE_URL_FORMS}"
+            ) from None
+        if driver not in SUPPORTED_DATABASE_DRIVERS:
+            raise ValueError(f"{driver}:// is not a supported database; use {_DATABASE_URL_FORMS}")
+        return value
 
     @classmethod
     def settings_customise_sources(

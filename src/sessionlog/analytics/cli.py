@@ -26,14 +26,9 @@ from rich.progress import (
 from sessionlog.analytics import exports
 from sessionlog.analytics.filters import AnalyticsInputError, SessionFilter
 from sessionlog.analytics.seeding import seed_history
-from sessionlog.settings import Settings
+from sessionlog.cli_errors import fail, load_settings, new_file
 from sessionlog.store import migrations
 from sessionlog.store.database import make_engine
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code=1)
 
 
 def _progress_bar() -> Progress:
@@ -56,14 +51,17 @@ def _filter_or_fail(**values: object) -> SessionFilter:
             f"--{'.'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}"
             for e in error.errors()
         )
-        raise _fail(reasons) from error
+        raise fail(reasons) from error
 
 
 def export(
     export_format: Annotated[
         str, typer.Option("--format", "-f", help="csv, parquet or fhir (a FHIR R4B Bundle).")
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="File to write.", dir_okay=False)],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="File to write.", dir_okay=False, callback=new_file),
+    ],
     since: Annotated[
         str | None, typer.Option(help="Sessions started at or after (ISO date or date-time, UTC).")
     ] = None,
@@ -88,7 +86,7 @@ def export(
     try:
         chosen = exports.parse_format(export_format)
     except AnalyticsInputError as error:
-        raise _fail(f"--format: {error.reason}") from error
+        raise fail(f"--format: {error.reason}") from error
     session_filter = _filter_or_fail(
         since=since,
         until=until,
@@ -103,7 +101,7 @@ def export(
         out_of_limits=out_of_limits,
         has_adverse_event=adverse_event,
     )
-    settings = Settings()
+    settings = load_settings()
     engine = make_engine(settings.effective_database_url)
     try:
         migrations.ensure_migrated(engine, auto_migrate=settings.should_auto_migrate)
@@ -115,7 +113,7 @@ def export(
                 engine, chosen, session_filter, out, lambda n: bar.advance(task, n)
             )
     except migrations.DatabaseNotMigratedError as error:
-        raise _fail(str(error)) from error
+        raise fail(str(error)) from error
     finally:
         engine.dispose()
     elapsed = time.perf_counter() - started
@@ -131,7 +129,7 @@ def seed(
     random_seed: Annotated[int, typer.Option("--seed", help="Same seed, same history.")] = 1,
 ) -> None:
     """Write realistic synthetic session history (both modalities, many clients and sites)."""
-    settings = Settings()
+    settings = load_settings()
     engine = make_engine(settings.effective_database_url)
     try:
         migrations.ensure_migrated(engine, auto_migrate=settings.should_auto_migrate)
@@ -147,7 +145,7 @@ def seed(
                 progress=lambda n: bar.advance(task, n),
             )
     except migrations.DatabaseNotMigratedError as error:
-        raise _fail(str(error)) from error
+        raise fail(str(error)) from error
     finally:
         engine.dispose()
     elapsed = time.perf_counter() - started

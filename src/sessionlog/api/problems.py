@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sessionlog.errors import ConflictError, DomainError, InvalidFieldError, RecordNotFoundError
+from sessionlog.field_errors import format_location, named_field
 from sessionlog.safety import SitePolicyError
 
 PROBLEM_JSON = "application/problem+json"
@@ -75,17 +76,6 @@ class ProblemError(Exception):
         self.headers: dict[str, str] | None = None
 
 
-def format_location(location: Sequence[int | str]) -> str:
-    """Render a pydantic location as ``a.b[0].c``."""
-    out = ""
-    for part in location:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
 def problem_response(
     request: Request,
     status: int,
@@ -114,44 +104,6 @@ def problem_response(
         media_type=PROBLEM_JSON,
         headers=headers,
     )
-
-
-_FIELD_NAME = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
-"""A snake_case name with at least one underscore, as the fields a validator's message names are
-(``amplitude_ma``, ``on_time_s``); plain words of the message never match."""
-
-
-def _named_field(error: Any) -> str | None:
-    """The field a model-level validator's error is about, or None to keep its location.
-
-    A model validator (e.g. the unit check of a channel's current) fails at the model's location,
-    ``plan.channels[0]``, though its message is about one of the model's fields. The field is taken
-    from the exception when it names one (a ``field`` attribute), else from the message: the first
-    name it mentions that the client sent, or that starts a name the client sent (the message says
-    ``max_amplitude``, the client sent ``max_amplitude_ma``), or that opens the message (``amplitude_ua
-    or amplitude_ma is required``). A message that names no field keeps the model's location.
-    """
-    if error.get("type") != "value_error":
-        return None
-    cause = (error.get("ctx") or {}).get("error")
-    field = getattr(cause, "field", None)
-    if isinstance(field, str) and field:
-        return field
-    sent = error.get("input")
-    if not isinstance(sent, dict):
-        return None
-    message = str(cause) if cause is not None else str(error.get("msg", ""))
-    mentioned: list[str] = _FIELD_NAME.findall(message)
-    for name in mentioned:
-        if name in sent:
-            return name
-    for name in mentioned:
-        for key in sent:
-            if isinstance(key, str) and key.startswith(f"{name}_"):
-                return key
-    if mentioned and message.startswith(mentioned[0]):
-        return mentioned[0]
-    return None
 
 
 def _malformed_json(error: Any, document: Any) -> FieldError:
@@ -183,7 +135,7 @@ def _validation_errors(exc: RequestValidationError) -> list[FieldError]:
             else None
         )
         path = location[1:] if where else location
-        named = _named_field(error)
+        named = named_field(error)
         if named is not None and (not path or path[-1] != named):
             path = [*path, named]
         message = str(error.get("msg", "invalid value"))
