@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    device_hosts: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "localhost", "::1"],
+        description="Hosts a network serial URL (socket://, rfc2217://) given to POST /connections "
+        "may reach; the default, loopback only, keeps API callers out of the site's network.",
+    )
 
     @field_validator("data_dir")
     @classmethod

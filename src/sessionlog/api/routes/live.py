@@ -26,6 +26,7 @@ from fastapi import APIRouter, Query, Request, Security, status
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, model_validator
 
+from sessionlog.api import device_urls
 from sessionlog.api.auth import AuditorDep, authorize
 from sessionlog.api.deps import PathId, SessionDep
 from sessionlog.api.idempotency import Idempotency, IdempotencyDep
@@ -235,6 +236,16 @@ def connect_device(
     replayed = _replay_or_release(idempotency, data)
     if replayed is not None:
         return replayed
+    refused = device_urls.refusal(data.url, request.app.state.settings.device_hosts)
+    if refused is not None:
+        return problem_response(
+            request,
+            422,
+            "Device could not be connected",
+            detail=f"url: {refused}",
+            kind="validation",
+            errors=[FieldError(field="url", reason=refused, location="body")],
+        )
     try:
         device, connection = live_sessions(request).connect(data.driver, data.url)
     except HalError as error:
