@@ -7,7 +7,8 @@ against a baseline measured in the same run on the same emulator, and printed as
   versus raw pyserial writes of the same pre-encoded frames, each waiting for its ACK frame
   (target: driver ≥ 0.8× the raw rate). Raw and driver rounds alternate (after one warm-up round
   of each) and the medians are compared; the time per update of each, and of the limits
-  re-approval on its own, are printed beside the ratio to show where the difference goes;
+  re-approval on its own, are printed beside the ratio to show where the difference goes, with
+  the floor of any driver: the raw loop with only the re-approval and the encoding added;
 - emergency stop: from the call to the emulator decoding the stop, while telemetry streams at the
   emulator's full rate, and again while live changes stream from another thread (target: p99 <
   5 ms).
@@ -105,9 +106,15 @@ def _reply_reader(port: serial.Serial) -> Callable[[], bytes]:
     return read_port
 
 
-def raw_updates_per_s(count: int, url: str = URL) -> float:
+def raw_updates_per_s(
+    count: int, url: str = URL, *, floor_with: DeviceCapabilities | None = None
+) -> float:
     """The baseline: the same frames, encoded before the clock starts, written with pyserial, each
-    waiting for its ACK (decoded with the protocol's decoder, since telemetry interleaves)."""
+    waiting for its ACK (decoded with the protocol's decoder, since telemetry interleaves).
+
+    With ``floor_with`` (the device's capabilities), the floor of any driver instead: each update
+    is re-approved by the limits engine and its frame encoded inside the loop, as the target's
+    "limits + encode + write + ack" requires, with nothing else (no locks, no state, no waiter)."""
     register_url_handler()
     port = serial.serial_for_url(url, timeout=REPLY_TIMEOUT_S)
     read = _reply_reader(port)
@@ -140,9 +147,20 @@ def raw_updates_per_s(count: int, url: str = URL) -> float:
             encoded(seq % 250, wire.SetAmplitude(0, amplitude))
             for seq, amplitude in enumerate(_amplitudes(count), start=5)
         ]
+        approved = None
+        if floor_with is not None:
+            approved = ENGINE.approve(PLAN, capabilities=floor_with).approved_plan
         started = time.perf_counter()
-        for seq, frame in frames:
-            exchange(seq, frame)
+        if approved is not None:
+            for (seq, _), amplitude_ua in zip(frames, _amplitudes(count), strict=True):
+                change = ENGINE.approve_change(approved, channel=1, amplitude_ua=amplitude_ua)
+                assert change.approved_plan is not None
+                exchange(
+                    seq, wire.encode_frame(wire.Frame(seq, wire.SetAmplitude(0, amplitude_ua)))
+                )
+        else:
+            for seq, frame in frames:
+                exchange(seq, frame)
         elapsed = time.perf_counter() - started
         exchange(*encoded(0, wire.Stop()))
     finally:
@@ -239,10 +257,11 @@ def compare_updates(label: str, url: str, count: int, rounds: int) -> None:
         capabilities = device.capabilities
     raw_updates_per_s(count // 10, url)  # warm-up of both paths, not counted
     driver_updates(count // 10, url)
-    raw_rates, driver_rounds, approval_rates = [], [], []
+    raw_rates, driver_rounds, approval_rates, floor_rates = [], [], [], []
     for _ in range(rounds):
         raw_rates.append(raw_updates_per_s(count, url))
         driver_rounds.append(driver_updates(count, url))
+        floor_rates.append(raw_updates_per_s(count, url, floor_with=capabilities))
         approval_rates.append(approvals_per_s(count, capabilities))
     raw = statistics.median(raw_rates)
     through_driver = statistics.median(r.updates_per_s for r in driver_rounds)
@@ -265,6 +284,11 @@ def compare_updates(label: str, url: str, count: int, rounds: int) -> None:
         f"  the host's share beyond the raw exchange: {host_s * 1e6:.1f} µs, of which the driver "
         f"path {(host_s - approval_in_loop_s) * 1e6:.1f} µs; 0.8x leaves "
         f"{0.25e6 / raw:.1f} µs for all of it"
+    )
+    floor = statistics.median(floor_rates)
+    print(
+        f"  floor of any driver (the raw loop with only the re-approval and the encoding added): "
+        f"{floor / raw:.2f}x, {1e6 / floor:.1f} µs per update"
     )
 
 
