@@ -18,6 +18,19 @@ _FIELD_NAME = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
 (``amplitude_ma``, ``on_time_s``); plain words of the message never match."""
 
 
+class FieldValueError(ValueError):
+    """A validator's refusal that says which field it is about.
+
+    A check across several fields of an object (the unit of a current, a duty cycle) fails at the
+    object's location, though one field is at fault; raising this names that field, so a problem
+    document or a command-line error points at the value to change without guessing it from the
+    message (``named_field`` reads it first)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def format_location(location: Sequence[int | str]) -> str:
     """Render a pydantic location as ``a.b[0].c``."""
     out = ""

@@ -26,7 +26,9 @@ def fields_of(problem: dict[str, Any]) -> list[str]:
         ({}, "plan.channels[0].amplitude_ua"),
         ({"amplitude_ua": 1, "amplitude_ma": 1}, "plan.channels[0].amplitude_ua"),
         ({"amplitude_ua": True}, "plan.channels[0].amplitude_ua"),
-        ({"amplitude_ua": 1, "on_time_s": 5}, "plan.channels[0].on_time_s"),
+        # The field that is missing, beside the one given.
+        ({"amplitude_ua": 1, "on_time_s": 5}, "plan.channels[0].off_time_s"),
+        ({"amplitude_ua": 1, "off_time_s": 5}, "plan.channels[0].on_time_s"),
     ],
 )
 def test_a_channel_check_names_the_field(
@@ -64,11 +66,11 @@ def test_an_intensity_change_names_the_current_not_the_body(
     assert problem["errors"][0]["location"] == "body"
 
 
-def test_a_check_of_the_whole_object_keeps_its_location(api: TestClient) -> None:
+def test_a_check_across_the_channels_names_the_channels(api: TestClient) -> None:
     channel = {**CHANNEL, "amplitude_ma": 5}
     plan = ems_plan(channels=[channel, channel])
     problem = assert_problem(api.post("/api/v1/limits/check", json={"plan": plan}), 422)
-    assert fields_of(problem) == ["plan"]
+    assert fields_of(problem) == ["plan.channels"]
     assert "only once" in problem["errors"][0]["reason"]
 
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sessionlog.field_errors import FieldValueError
 from sessionlog.fields import ShortText
 
 UA_PER_MA = 1000
@@ -118,32 +119,38 @@ def current_to_ua(data: dict[str, Any], prefix: str) -> dict[str, Any]:
     ua_key, ma_key = f"{prefix}_ua", f"{prefix}_ma"
     has_ua, has_ma = data.get(ua_key) is not None, data.get(ma_key) is not None
     if has_ua and has_ma:
-        raise ValueError(f"give {ua_key} or {ma_key}, not both")
+        raise FieldValueError(ua_key, f"give {ua_key} or {ma_key}, not both")
     if not has_ua and not has_ma:
-        raise ValueError(f"{ua_key} or {ma_key} is required (the unit must be explicit)")
+        raise FieldValueError(
+            ua_key, f"{ua_key} or {ma_key} is required (the unit must be explicit)"
+        )
     if isinstance(data.get(ua_key), bool):
         # JSON true is not a current; pydantic would read it as 1 µA.
-        raise ValueError(f"{ua_key} must be a whole number of microamperes, not a boolean")
+        raise FieldValueError(
+            ua_key, f"{ua_key} must be a whole number of microamperes, not a boolean"
+        )
     if ma_key not in data:
         return data  # already in µA, as every plan the service itself builds
     out = {k: v for k, v in data.items() if k != ma_key}
     if has_ma:
         value_ma = data[ma_key]
         if isinstance(value_ma, bool) or not isinstance(value_ma, int | float):
-            raise ValueError(f"{ma_key} must be a number")
+            raise FieldValueError(ma_key, f"{ma_key} must be a number")
         if isinstance(value_ma, float) and not math.isfinite(value_ma):
-            raise ValueError(f"{ma_key} must be finite")
+            raise FieldValueError(ma_key, f"{ma_key} must be finite")
         if value_ma < 0:
-            raise ValueError(f"{ma_key} must not be negative")
+            raise FieldValueError(ma_key, f"{ma_key} must not be negative")
         if value_ma > MAX_REPRESENTABLE_AMPLITUDE_UA / UA_PER_MA:
             # Refused here rather than by the µA field's bound: a value this large would overflow
             # the conversion below (an int beyond a float's range, or an infinite product).
-            raise ValueError(
-                f"{ma_key} must be at most {MAX_REPRESENTABLE_AMPLITUDE_UA // UA_PER_MA} mA"
+            raise FieldValueError(
+                ma_key, f"{ma_key} must be at most {MAX_REPRESENTABLE_AMPLITUDE_UA // UA_PER_MA} mA"
             )
         value_ua = value_ma * UA_PER_MA
         if abs(value_ua - round(value_ua)) > 1e-6:
-            raise ValueError(f"{ma_key}={value_ma} is not a whole number of microamperes")
+            raise FieldValueError(
+                ma_key, f"{ma_key}={value_ma} is not a whole number of microamperes"
+            )
         out[ua_key] = round(value_ua)
     return out
 
@@ -195,7 +202,10 @@ class ChannelPlan(BaseModel):
     @model_validator(mode="after")
     def _duty_cycle_complete(self) -> Self:
         if (self.on_time_s is None) != (self.off_time_s is None):
-            raise ValueError("on_time_s and off_time_s go together: give both or neither")
+            missing = "on_time_s" if self.on_time_s is None else "off_time_s"
+            raise FieldValueError(
+                missing, "on_time_s and off_time_s go together: give both or neither"
+            )
         return self
 
     @property
@@ -262,7 +272,7 @@ class StimulationPlan(BaseModel):
     def _channels_unique(self) -> Self:
         numbers = [c.channel for c in self.channels]
         if len(numbers) != len(set(numbers)):
-            raise ValueError("each channel number may appear only once")
+            raise FieldValueError("channels", "each channel number may appear only once")
         return self
 
     def channel(self, number: int) -> ChannelPlan:
