@@ -10,14 +10,16 @@ never a layer silently left out of the verdict.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 from sqlmodel import Session
 
 from sessionlog.errors import InvalidFieldError
+from sessionlog.field_errors import field_errors
 from sessionlog.safety import (
     ClientContext,
     Contraindication,
@@ -29,6 +31,7 @@ from sessionlog.safety import (
     SitePolicyError,
     StimulationPlan,
     Verdict,
+    ViolationCode,
     load_site_policy,
 )
 from sessionlog.settings import Settings
@@ -130,3 +133,42 @@ def dry_run(
         client=client,
         acknowledged_warnings=acknowledged_warnings,
     )
+
+
+_PLACEMENT_CODES = frozenset(
+    {
+        ViolationCode.BODY_SITE_FORBIDDEN,
+        ViolationCode.CURRENT_DENSITY_ABOVE_MAX,
+        ViolationCode.DC_CURRENT_DENSITY_ABOVE_MAX,
+        ViolationCode.POWER_DENSITY_ABOVE_MAX,
+    }
+)
+"""Findings that depend on where the electrodes go and how large they are, which a program (a
+preset of parameters) does not say: the session that uses it is judged on them."""
+
+
+def check_program(values: Mapping[str, Any]) -> None:
+    """Refuse a program no session could run: a channel the standard profile of its modality
+    refuses whatever the electrode (a microcurrent amplitude of 20 mA, a pulse wider than the
+    profile allows). Judged by the limits engine itself, on the program's parameters placed on a
+    large electrode on the thigh, with the findings that depend on the placement left out."""
+    try:
+        plan = StimulationPlan.model_validate(
+            {
+                "modality": values["modality"],
+                "duration_s": values["duration_s"],
+                "electrode": {"body_site": "thigh_anterior", "area_cm2": 1000},
+                "channels": values["channels"],
+            }
+        )
+    except ValidationError as error:  # what a plan asks beyond a program (channels unique)
+        field, reason = field_errors(error)[0]
+        raise InvalidFieldError(field or "channels", reason) from None
+    found = [v for v in ENGINE.approve(plan).violations if v.code not in _PLACEMENT_CODES]
+    if found:
+        raise InvalidFieldError(
+            found[0].field,
+            "; ".join(v.message for v in found)
+            + " (the standard profile refuses this whatever the electrode, so no session could "
+            "run the program)",
+        )

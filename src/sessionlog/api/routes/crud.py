@@ -98,11 +98,14 @@ def crud_router(
     write_scope: Scope,
     audit_reads: bool = False,
     to_row: Callable[[BaseModel], dict[str, Any]] | None = None,
+    check: Callable[[dict[str, Any]], None] | None = None,
 ) -> APIRouter:
     """Build the standard routes for ``model``; ``unique`` names the fields that identify a record.
 
     Every route requires ``read_scope`` or ``write_scope``; every change is audited with its before
-    and after, and with ``audit_reads`` (client data) every read is audited too.
+    and after, and with ``audit_reads`` (client data) every read is audited too. ``check``, if
+    given, sees the record's values as they would be written (all of them, on an update too) and
+    may refuse them with a ``DomainError`` before anything is.
     """
     router = APIRouter(prefix=path, tags=[tag], responses=PROBLEM_RESPONSES)
     dump = to_row or (lambda data: data.model_dump(mode="json"))
@@ -133,6 +136,8 @@ def crud_router(
         if replayed is not None:
             return replayed
         values = dump(data)
+        if check is not None:
+            check(values)
         ensure_unique(db, values)
         row = repository.add(db, model(**values))
         audit.record("create", resource, row.id, after=snapshot(row))  # type: ignore[attr-defined]
@@ -201,6 +206,8 @@ def crud_router(
             for name, value in dump(data).items()
             if name in sent or name not in type(data).model_fields
         }
+        if check is not None:
+            check({**before, **changes})
         try:
             row = repository.update_versioned(db, row, changes, expected_version=expected_version)
         except StaleVersionError as stale:

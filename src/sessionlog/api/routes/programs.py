@@ -5,6 +5,7 @@ from __future__ import annotations
 from sessionlog.api.routes.crud import crud_router
 from sessionlog.schemas import ProgramCreate, ProgramPublic, ProgramUpdate
 from sessionlog.security.scopes import Scope
+from sessionlog.sessions.approval import check_program
 from sessionlog.store.models import Program
 
 router = crud_router(
@@ -18,4 +19,5 @@ router = crud_router(
     tag="programs",
     read_scope=Scope.PROGRAMS_READ,
     write_scope=Scope.PROGRAMS_WRITE,
+    check=check_program,
 )
