@@ -64,6 +64,22 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    device_paths: list[str] = Field(
+        default_factory=lambda: [
+            "/dev/ttyUSB*",
+            "/dev/ttyACM*",
+            "/dev/ttyS*",
+            "/dev/ttyAMA*",
+            "/dev/serial/by-id/*",
+            "/dev/serial/by-path/*",
+            "/dev/pts/*",
+            "/dev/cu.*",
+            "/dev/tty.*",
+        ],
+        description="Shell-style patterns of the serial device paths POST /connections may open "
+        "(the path as given and with its links resolved must both match, and be a character "
+        "device).",
+    )
     device_hosts: list[str] = Field(
         default_factory=lambda: ["127.0.0.1", "localhost", "::1"],
         description="Hosts a network serial URL (socket://, rfc2217://) given to POST /connections "

@@ -7,7 +7,10 @@ no device record and reveals nothing about the server's files.
 
 from __future__ import annotations
 
+import os
+import pty
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -21,15 +24,27 @@ from tests.conftest import bearer, create_user
 from tests.hal.scripted_device import ScriptedDevice
 
 LOOPBACK = ["127.0.0.1", "localhost", "::1"]
+PATHS = Settings.model_fields["device_paths"].get_default(call_default_factory=True)
 
 
 @pytest.mark.parametrize(
     ("url", "reason"),
     [
-        ("/etc/passwd", "under /dev/"),
+        ("/etc/passwd", "not a serial port path this site allows"),
         ("/dev/../etc/passwd", "without '.', '..'"),
+        ("/dev/pts/../shm/x", "without '.', '..'"),
         ("/dev//ttyUSB0", "without '.', '..'"),
-        ("relative/ttyUSB0", "under /dev/"),
+        ("relative/ttyUSB0", "not a serial port path"),
+        ("/dev/shm/anything", "not a serial port path"),
+        ("/dev/fd/3", "not a serial port path"),
+        ("/dev/stdin", "not a serial port path"),
+        ("/dev/tty", "not a serial port path"),
+        ("/dev/watchdog", "not a serial port path"),
+        ("loop://?logging=debug", "takes no options"),
+        ("loop://?bogus=1", "takes no options"),
+        ("rfc2217://127.0.0.1:2217?timeout=inf", "takes no options"),
+        ("socket://127.0.0.1:7000?logging=debug", "takes no options"),
+        ("socket://127.0.0.1:7000#x", "takes no options"),
         ("socket://10.255.255.1:80", "host 10.255.255.1 is not one"),
         ("socket://127.0.0.1:80@10.0.0.1:81", "host 10.0.0.1 is not one"),
         ("rfc2217://192.0.2.7:2217", "host 192.0.2.7 is not one"),
@@ -41,7 +56,7 @@ LOOPBACK = ["127.0.0.1", "localhost", "::1"]
 def test_a_url_outside_devices_emulators_and_listed_hosts_is_refused(
     url: str, reason: str, api: TestClient
 ) -> None:
-    assert reason in (refusal(url, LOOPBACK) or "")
+    assert reason in (refusal(url, LOOPBACK, PATHS) or "")
 
     response = api.post("/api/v1/connections", json={"driver": "simulated", "url": url})
 
@@ -54,8 +69,8 @@ def test_a_url_outside_devices_emulators_and_listed_hosts_is_refused(
     "url",
     [
         "/dev/ttyUSB0",
+        "/dev/ttyACM1",
         "/dev/serial/by-id/usb-Hasomed_RehaStim2-if00",
-        "/dev/pts/3",
         "COM3",
         "sim://?channels=2",
         "rehastim2://?seed=1",
@@ -66,7 +81,25 @@ def test_a_url_outside_devices_emulators_and_listed_hosts_is_refused(
     ],
 )
 def test_devices_emulators_and_loopback_ports_may_be_opened(url: str) -> None:
-    assert refusal(url, LOOPBACK) is None
+    assert refusal(url, LOOPBACK, PATHS) is None
+
+
+def test_a_pty_may_be_opened_and_a_file_where_a_pattern_allows_is_not(tmp_path: Path) -> None:
+    leader, follower = pty.openpty()
+    try:
+        assert refusal(os.ttyname(follower), LOOPBACK, PATHS) is None
+    finally:
+        os.close(leader)
+        os.close(follower)
+    plain = tmp_path / "ttyUSB0"
+    plain.write_text("not a device")
+    allowing = [str(tmp_path / "tty*")]
+    assert refusal(str(plain), LOOPBACK, allowing) == (
+        "not a serial port: the path names no character device"
+    )
+    link = tmp_path / "ttyUSB1"
+    link.symlink_to("/etc/passwd")
+    assert "not a serial port path" in (refusal(str(link), LOOPBACK, allowing) or "")
 
 
 @pytest.fixture

@@ -80,7 +80,10 @@ class SerialTransport:
                 timeout=poll_interval_s,
                 write_timeout=write_timeout_s,
             )
-        except (serial.SerialException, ValueError, OSError) as error:
+        except Exception as error:
+            # pyserial's URL handlers fail in more ways than they declare (a KeyError from an
+            # error message of their own for an unknown option): each is a port that cannot be
+            # opened, never a crash of the caller.
             raise TransportError(f"cannot open {url}: {error}") from error
         self._socket_port = isinstance(self._port, protocol_socket.Serial)
         if self._socket_port:

@@ -236,7 +236,8 @@ def connect_device(
     replayed = _replay_or_release(idempotency, data)
     if replayed is not None:
         return replayed
-    refused = device_urls.refusal(data.url, request.app.state.settings.device_hosts)
+    settings = request.app.state.settings
+    refused = device_urls.refusal(data.url, settings.device_hosts, settings.device_paths)
     if refused is not None:
         return problem_response(
             request,
