@@ -379,3 +379,20 @@ def test_a_lost_heartbeat_reply_is_retried_within_a_short_watchdog(
     assert emulator.fault_log == ()
     assert driver.state is DriverState.RUNNING, driver.fault_reason
     assert emulator.output_active
+
+
+def test_a_slow_link_to_a_short_watchdog_device_is_no_lost_heartbeat(
+    open_sim: Callable[..., Driver],
+) -> None:
+    # Each reply takes 150 ms, longer than the 100 ms heartbeat: the heartbeat waits for twice
+    # the slowest reply it has seen rather than faulting on replies that are only slow.
+    driver = open_sim("channels=1&seed=3&watchdog_ms=300&latency_ms=150")
+    driver.apply(approve(driver, ems_plan()))
+    driver.start()
+    emulator = emulator_of(driver)
+
+    time.sleep(1.5)
+
+    assert driver.state is DriverState.RUNNING, driver.fault_reason
+    assert emulator.fault_log == ()
+    assert emulator.output_active

@@ -314,6 +314,8 @@ class Driver(ABC):
         self._heartbeat: threading.Thread | None = None
         self._heartbeat_ident: int | None = None
         self._heartbeat_reply_timeout_s = self.reply_timeout_s
+        self._slowest_reply_s = 0.0
+        """How long the device took to answer, at most, lately (see ``_request``)."""
         self._malformed_times: deque[float] = deque()
         self.counters = LinkCounters()
 
@@ -464,8 +466,11 @@ class Driver(ABC):
         timeout_s = self.reply_timeout_s
         if me == self._heartbeat_ident:
             # The device's watchdog must hear from the host within its time even when a reply
-            # is lost (see ``_watchdog_timeout_s``).
-            timeout_s = self._heartbeat_reply_timeout_s
+            # is lost (see ``_watchdog_timeout_s``), yet a slow link's reply is not lost: the
+            # wait is never shorter than twice the slowest recent reply.
+            timeout_s = min(
+                timeout_s, max(self._heartbeat_reply_timeout_s, 2 * self._slowest_reply_s)
+            )
         waiter = _Waiter()
         with self._input:
             if key in self._waiters:
@@ -479,7 +484,14 @@ class Driver(ABC):
             # Written before taking the input, so that a reader in the middle of a read gets the
             # reply at once instead of making this request wait out its poll interval.
             self._transport.write(frame, unless=lambda: self._refuse_write(operation, me))
-            reply = self._await_reply(waiter, time.monotonic() + timeout_s, me)
+            sent_at = time.monotonic()
+            reply = self._await_reply(waiter, sent_at + timeout_s, me)
+            if reply is not None:
+                # A maximum that fades (by a twentieth per reply), so one slow reply long ago
+                # does not hold the heartbeat's wait up for good.
+                self._slowest_reply_s = max(
+                    time.monotonic() - sent_at, self._slowest_reply_s * 0.95
+                )
         finally:
             with self._input:
                 self._waiters.pop(key, None)
