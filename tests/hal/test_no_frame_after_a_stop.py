@@ -11,6 +11,7 @@ to ``write``, the moment before the frame would be written.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -30,18 +31,31 @@ def test_an_emergency_stop_just_before_a_frame_is_written_keeps_the_frame_off_th
         write = transport.write
         amplitude_frame = wire.Command.SET_AMPLITUDE
 
-        def stop_first(data: bytes, **kwargs: object) -> None:
+        checked_under_the_lock: list[bool] = []
+
+        def stop_first(data: bytes, *, unless: Callable[[], None] | None = None) -> None:
             frames = wire.FrameDecoder().feed(data)
             if frames and frames[0].command == amplitude_frame:
                 stopper = threading.Thread(target=driver.emergency_stop)
                 stopper.start()
                 stopper.join(5)
-            write(data, **kwargs)  # type: ignore[arg-type]
+            if unless is None:
+                write(data)
+                return
+            check = unless
+
+            def noting_the_lock() -> None:
+                checked_under_the_lock.append(transport._write_lock.locked())
+                check()
+
+            write(data, unless=noting_the_lock)
 
         monkeypatch.setattr(transport, "write", stop_first)
         with pytest.raises(InvalidStateError, match="emergency stop"):
             driver.set_amplitude(change(approved, 25_000), channel=1)
 
+        assert checked_under_the_lock  # the change's frame was judged...
+        assert all(checked_under_the_lock)  # ...and every frame under the write lock
         commands = [e.command for e in emulator.command_log]
         stop_at = commands.index(wire.Command.EMERGENCY_STOP)
         assert wire.Command.SET_AMPLITUDE not in commands[stop_at:]

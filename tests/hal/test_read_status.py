@@ -178,6 +178,21 @@ def test_a_channel_paused_by_the_device_for_an_electrode_off_is_no_contradiction
         assert driver.state is DriverState.RUNNING
 
 
+def test_a_channel_left_paused_after_its_electrode_is_back_is_no_contradiction() -> None:
+    with open_device("sim://?channels=2&seed=4", driver="simulated") as driver:
+        start_output(driver, PLAN)
+        emulator: StimulatorEmulator = driver.transport.port.emulator  # type: ignore[attr-defined]
+        emulator.set_electrode_off(0)
+        assert wait_until(lambda: driver.read_status().channels_paused == {1})
+        emulator.set_electrode_off(0, False)  # back on: the device keeps the channel paused
+        status = driver.read_status()
+        assert "electrode_off" not in status.conditions
+        assert status.channels_paused == {1}
+        checks = _status_reads(emulator)
+        assert wait_until(lambda: _status_reads(emulator) >= checks + 2, TIMEOUT_S)
+        assert driver.state is DriverState.RUNNING, driver.fault_reason
+
+
 def test_the_latched_emergency_stop_flag_is_no_contradiction_once_the_driver_stopped() -> None:
     with open_device("sim://?channels=2&seed=4", driver="simulated") as driver:
         start_output(driver, PLAN)

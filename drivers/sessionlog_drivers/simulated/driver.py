@@ -254,6 +254,11 @@ class SimulatedDriver(Driver):
         return DeviceStatus(
             output_active=bool(active),
             channels_active=active,
+            channels_paused=frozenset(
+                index + 1
+                for index, channel in enumerate(status.channels)
+                if channel.state is wire.ChannelState.PAUSED
+            ),
             amplitudes_ua={
                 index + 1: channel.output_amplitude_ua
                 for index, channel in enumerate(status.channels)

@@ -107,6 +107,9 @@ class DeviceStatus:
     output_active: bool
     channels_active: frozenset[int] = frozenset()
     """1-based channels delivering output now."""
+    channels_paused: frozenset[int] = frozenset()
+    """1-based channels the device holds paused by itself while the host runs them (one whose
+    electrode came off stays paused after it is back, until the host resumes it)."""
     amplitudes_ua: Mapping[int, int] | None = None
     """Per 1-based channel, the amplitude the output stage delivers now, if the device says."""
     conditions: tuple[str, ...] = ()
@@ -375,8 +378,9 @@ class Driver(ABC):
         - while output is on or paused, none of ``stopped_conditions``: the device stopped by
           itself, and the report of it (a fault frame) was lost on the line;
         - while the driver runs, every channel of the plan it holds delivering, at the amplitude
-          held, if the device reports amplitudes; a channel whose electrode came off is allowed
-          to pause (``electrode_off``), as the device reports that by itself.
+          held, if the device reports amplitudes; a channel the device paused by itself (an
+          electrode that came off: ``channels_paused``, or the ``electrode_off`` condition) is
+          allowed, as the device reports that by itself.
         """
         status = self._read_status()
         if self.state is not state:
@@ -400,7 +404,9 @@ class Driver(ABC):
             if not channel.amplitude_ua:
                 continue
             if channel.channel not in status.channels_active:
-                if "electrode_off" in status.conditions:
+                if channel.channel in status.channels_paused or (
+                    "electrode_off" in status.conditions
+                ):
                     continue
                 raise RuntimeError(
                     f"the device delivers no output on channel {channel.channel} while the "
