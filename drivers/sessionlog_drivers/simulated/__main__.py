@@ -16,6 +16,16 @@ from sessionlog_drivers.simulated.config import OPTION_NAMES, options_to_setting
 from sessionlog_drivers.simulated.server import serve_pty, serve_tcp
 
 
+def _host_port(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` with a port of 0-65535, refused by argparse before anything listens."""
+    host, colon, port = value.rpartition(":")
+    if not colon or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not HOST:PORT with a port of 0-65535, e.g. 127.0.0.1:0"
+        )
+    return host or "127.0.0.1", int(port)
+
+
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m sessionlog_drivers.simulated",
@@ -23,7 +33,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         epilog="options: " + ", ".join(sorted(OPTION_NAMES)),
     )
     link = parser.add_mutually_exclusive_group(required=True)
-    link.add_argument("--tcp", metavar="HOST:PORT", help="listen on HOST:PORT (PORT 0: any free)")
+    link.add_argument(
+        "--tcp", metavar="HOST:PORT", type=_host_port, help="listen on HOST:PORT (PORT 0: any free)"
+    )
     link.add_argument("--pty", action="store_true", help="serve on a new pseudo-terminal")
     parser.add_argument(
         "--options",
@@ -47,10 +59,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.pty:
             serve_pty(**options)
         else:
-            host, _, port = args.tcp.rpartition(":")
-            serve_tcp(host or "127.0.0.1", int(port), **options)
+            host, port = args.tcp
+            serve_tcp(host, port, **options)
     except KeyboardInterrupt:
         return 0
+    except OSError as exc:  # an address that cannot be bound, no pseudo-terminal to be had
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

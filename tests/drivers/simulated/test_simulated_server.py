@@ -151,6 +151,27 @@ def test_cli_refuses_an_unknown_option() -> None:
     assert "unknown emulator option 'watchdgo_ms'" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("address", "status", "words"),
+    [
+        ("bad", 2, "is not HOST:PORT"),
+        ("127.0.0.1:99999", 2, "port of 0-65535"),
+        ("192.0.2.1:0", 1, "error: "),  # an address of another machine: nothing to bind
+    ],
+)
+def test_cli_refuses_an_address_it_cannot_listen_on(address: str, status: int, words: str) -> None:
+    result = subprocess.run(
+        [sys.executable, *SERVER, "--tcp", address],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == status
+    assert words in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
 def test_newest_tcp_connection_takes_the_device_over() -> None:
     stop = threading.Event()
     with TcpEmulatorServer(StimulatorEmulator()) as server:
