@@ -396,3 +396,25 @@ def test_a_slow_link_to_a_short_watchdog_device_is_no_lost_heartbeat(
     assert driver.state is DriverState.RUNNING, driver.fault_reason
     assert emulator.fault_log == ()
     assert emulator.output_active
+
+
+def test_one_slow_reply_does_not_stretch_the_heartbeat_past_the_watchdog(
+    open_sim: Callable[..., Driver],
+) -> None:
+    # A status read answered after 200 ms raises the slowest reply seen; the heartbeat's wait
+    # grows with it, but never so far that a lost reply is retried after the 300 ms watchdog.
+    driver = open_sim("channels=1&seed=3&watchdog_ms=300")
+    driver.apply(approve(driver, ems_plan()))
+    driver.start()
+    emulator = emulator_of(driver)
+    emulator.faults.latency_ms = 200
+    driver.read_status()
+    emulator.faults.latency_ms = 0
+
+    emulator.faults.drop_rate = 1.0  # a heartbeat reply is lost soon after
+    time.sleep(0.15)
+    emulator.faults.drop_rate = 0.0
+    time.sleep(0.8)
+
+    assert emulator.fault_log == ()
+    assert driver.state is DriverState.RUNNING, driver.fault_reason

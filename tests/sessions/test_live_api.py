@@ -7,6 +7,7 @@ reads it back through the API from the database.
 from __future__ import annotations
 
 import itertools
+import time
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -193,6 +194,32 @@ def test_electrode_off_pauses_until_the_practitioner_resumes(
     kinds = [e["kind"] for e in events(api, session_id)]
     assert "device_warning" in kinds
     device.set_electrode_off(0, off=False)
+    assert api.post(f"/api/v1/sessions/{session_id}/resume").json()["state"] == "running"
+    assert wait_until(lambda: device.output_active)
+
+
+def test_a_lost_electrode_off_report_still_pauses_the_session(
+    api: TestClient, people: dict[str, int]
+) -> None:
+    """The device's report is lost on the line, and the electrode is back before anyone looks:
+    the device keeps the channel paused, and the periodic device check finds that, so the
+    session pauses (to be resumed) rather than recording output the device does not deliver."""
+    device_id = connect(api, "channels=1&seed=1")
+    session_id = create_session(api, people, device_id)
+    device = emulator(api, device_id)
+    api.post(f"/api/v1/sessions/{session_id}/start")
+    assert wait_until(lambda: device.output_active)
+    device.faults.drop_rate = 1.0
+    device.set_electrode_off(0)
+    time.sleep(0.05)
+    device.set_electrode_off(0, off=False)
+    time.sleep(0.05)
+    device.faults.drop_rate = 0.0
+
+    assert wait_until(lambda: status(api, session_id)["state"] == "paused", 10)
+    warnings = [e for e in events(api, session_id) if e["kind"] == "device_warning"]
+    assert warnings
+    assert "holds channel 1 paused" in warnings[-1]["payload"]["reason"]
     assert api.post(f"/api/v1/sessions/{session_id}/resume").json()["state"] == "running"
     assert wait_until(lambda: device.output_active)
 

@@ -317,7 +317,10 @@ class Driver(ABC):
         self._heartbeat: threading.Thread | None = None
         self._heartbeat_ident: int | None = None
         self._heartbeat_reply_timeout_s = self.reply_timeout_s
+        self._heartbeat_longest_wait_s = self.reply_timeout_s
         self._slowest_reply_s = 0.0
+        self._reply_times: deque[float] = deque(maxlen=32)
+        """When the latest replies were dispatched, matched or not (see ``_beat``)."""
         """How long the device took to answer, at most, lately (see ``_request``)."""
         self._malformed_times: deque[float] = deque()
         self.counters = LinkCounters()
@@ -407,6 +410,7 @@ class Driver(ABC):
                 if channel.channel in status.channels_paused or (
                     "electrode_off" in status.conditions
                 ):
+                    self._report_held_channel(channel.channel, status)
                     continue
                 raise RuntimeError(
                     f"the device delivers no output on channel {channel.channel} while the "
@@ -418,6 +422,23 @@ class Driver(ABC):
                     f"the device delivers {delivered} µA on channel {channel.channel} where "
                     f"{channel.amplitude_ua} µA was commanded"
                 )
+
+    def _report_held_channel(self, channel: int, status: DeviceStatus) -> None:
+        """Tell listeners that the device holds ``channel`` paused by itself while the driver
+        runs it. The device reports that on its own (an electrode off), but the report may have
+        been lost on the line, and the channel stays paused after the electrode is back until
+        the host resumes it: without this, a session would go on recording output the device
+        does not deliver. A listener such as the session runner pauses and lets the practitioner
+        resume; the device keeps no output on, so it is no fault."""
+        electrode_off = "electrode_off" in status.conditions
+        self._notify(
+            DeviceFaultReport(
+                code="electrode_off" if electrode_off else "channel_paused_by_device",
+                reason=f"the device holds channel {channel} paused"
+                + (" (an electrode is off)" if electrode_off else " by itself"),
+                stops_output=False,
+            )
+        )
 
     stopped_conditions: ClassVar[frozenset[str]] = frozenset(
         {"hardware_fault", "watchdog_expired", "emergency_stopped"}
@@ -473,9 +494,11 @@ class Driver(ABC):
         if me == self._heartbeat_ident:
             # The device's watchdog must hear from the host within its time even when a reply
             # is lost (see ``_watchdog_timeout_s``), yet a slow link's reply is not lost: the
-            # wait is never shorter than twice the slowest recent reply.
+            # wait is twice the slowest recent reply if that is longer, but never so long that
+            # the next frame would come after the watchdog ran out.
             timeout_s = min(
-                timeout_s, max(self._heartbeat_reply_timeout_s, 2 * self._slowest_reply_s)
+                self._heartbeat_longest_wait_s,
+                max(self._heartbeat_reply_timeout_s, 2 * self._slowest_reply_s),
             )
         waiter = _Waiter()
         with self._input:
@@ -494,7 +517,8 @@ class Driver(ABC):
             reply = self._await_reply(waiter, sent_at + timeout_s, me)
             if reply is not None:
                 # A maximum that fades (by a twentieth per reply), so one slow reply long ago
-                # does not hold the heartbeat's wait up for good.
+                # does not hold the heartbeat's wait up for good. Threads may race here and lose
+                # a sample: it only sizes a wait, which the watchdog bounds anyway.
                 self._slowest_reply_s = max(
                     time.monotonic() - sent_at, self._slowest_reply_s * 0.95
                 )
@@ -1029,6 +1053,7 @@ class Driver(ABC):
 
     def _dispatch(self, message: Inbound) -> None:
         if isinstance(message, Reply):
+            self._reply_times.append(time.monotonic())
             with self._input:
                 waiter = self._waiters.get(message.key)
                 if waiter is not None:
@@ -1088,12 +1113,28 @@ class Driver(ABC):
         command feeds the watchdog, and the state is about to change) and judged against the
         state read before it, so a change of state during the check is not a contradiction."""
         self._heartbeats += 1
+        began = time.monotonic()
+        try:
+            self._beat_or_check()
+        except ReplyTimeoutError:
+            answered_in_time = began + self.reply_timeout_s
+            if not any(began < at <= answered_in_time for at in tuple(self._reply_times)):
+                raise
+            # The device answered within the reply timeout of this beat's first frame, only
+            # later than the beat waited for (a wait kept short for the watchdog; the replies
+            # were counted as unmatched): the link is alive and every frame the beat wrote fed
+            # the watchdog. The next beat goes out on time.
+            logger.warning("%s: heartbeat replies are slow", self._transport.url)
+
+    def _beat_or_check(self) -> None:
         every = self.device_check_every
         if not every or self._heartbeats % every or not self._command_lock.acquire(blocking=False):
             self._send_heartbeat()
             return
         try:
             self._check_device(self.state)
+        except ReplyTimeoutError:
+            raise
         except Exception as error:
             raise _DeviceCheckFailedError(f"device check: {error}") from error
         finally:
@@ -1156,8 +1197,15 @@ class Driver(ABC):
             self._heartbeat_reply_timeout_s = max(
                 interval_s, min(self.reply_timeout_s, watchdog_s - 2 * interval_s)
             )
+            self._heartbeat_longest_wait_s = max(
+                self._heartbeat_reply_timeout_s, min(self.reply_timeout_s, watchdog_s - interval_s)
+            )
         self._heartbeat_ident = threading.get_ident()
-        while not self._shutdown.wait(interval_s):
+        # Beats keep their rate from when each began: a beat that waited for a slow or lost
+        # reply is followed by the next at once, not a whole interval after its last frame.
+        next_beat = time.monotonic() + interval_s
+        while not self._shutdown.wait(max(0.0, next_beat - time.monotonic())):
+            next_beat = time.monotonic() + interval_s
             self._check_stop_acknowledgement()
             if self._state in (DriverState.FAULTED, DriverState.CLOSED):
                 return
