@@ -68,17 +68,16 @@ class Settings(BaseSettings):
         default_factory=lambda: [
             "/dev/ttyUSB*",
             "/dev/ttyACM*",
-            "/dev/ttyS*",
-            "/dev/ttyAMA*",
             "/dev/serial/by-id/*",
             "/dev/serial/by-path/*",
-            "/dev/pts/*",
-            "/dev/cu.*",
-            "/dev/tty.*",
+            "/dev/cu.usb*",
+            "/dev/tty.usb*",
         ],
         description="Shell-style patterns of the serial device paths POST /connections may open "
         "(the path as given and with its links resolved must both match, and be a character "
-        "device).",
+        "device). The default is USB serial adapters only: on-board ports (/dev/ttyS*) are often "
+        "a login console, and ptys (/dev/pts/*) are terminals, a simulator's among them, so a "
+        "site adds those it means.",
     )
     device_hosts: list[str] = Field(
         default_factory=lambda: ["127.0.0.1", "localhost", "::1"],

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from sessionlog.api import device_urls
 from sessionlog.api.app import create_app
 from sessionlog.api.device_urls import refusal
 from sessionlog.security.scopes import Scope
@@ -40,6 +41,9 @@ PATHS = Settings.model_fields["device_paths"].get_default(call_default_factory=T
         ("/dev/stdin", "not a serial port path"),
         ("/dev/tty", "not a serial port path"),
         ("/dev/watchdog", "not a serial port path"),
+        ("/dev/pts/0", "not a serial port path"),  # a terminal, perhaps the service's own
+        ("/dev/ttyS0", "not a serial port path"),  # often the login console
+        ("COM7", "not a serial port path"),  # off Windows, a file in the working folder
         ("loop://?logging=debug", "takes no options"),
         ("loop://?bogus=1", "takes no options"),
         ("rfc2217://127.0.0.1:2217?timeout=inf", "takes no options"),
@@ -71,7 +75,6 @@ def test_a_url_outside_devices_emulators_and_listed_hosts_is_refused(
         "/dev/ttyUSB0",
         "/dev/ttyACM1",
         "/dev/serial/by-id/usb-Hasomed_RehaStim2-if00",
-        "COM3",
         "sim://?channels=2",
         "rehastim2://?seed=1",
         "loop://",
@@ -84,10 +87,14 @@ def test_devices_emulators_and_loopback_ports_may_be_opened(url: str) -> None:
     assert refusal(url, LOOPBACK, PATHS) is None
 
 
-def test_a_pty_may_be_opened_and_a_file_where_a_pattern_allows_is_not(tmp_path: Path) -> None:
+def test_a_pty_a_site_lists_may_be_opened_and_a_file_a_pattern_allows_is_not(
+    tmp_path: Path,
+) -> None:
     leader, follower = pty.openpty()
     try:
-        assert refusal(os.ttyname(follower), LOOPBACK, PATHS) is None
+        name = os.ttyname(follower)
+        assert "not a serial port path" in (refusal(name, LOOPBACK, PATHS) or "")
+        assert refusal(name, LOOPBACK, [*PATHS, "/dev/pts/*"]) is None
     finally:
         os.close(leader)
         os.close(follower)
@@ -130,3 +137,9 @@ def test_a_site_that_lists_no_host_refuses_every_network_port(
     problem = assert_problem(response, 422, "url")
     assert "(SESSIONLOG_DEVICE_HOSTS: none)" in problem["errors"][0]["reason"]
     assert device.received() == []
+
+
+def test_a_com_port_is_a_device_on_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(device_urls.os, "name", "nt")
+    assert refusal("COM3", LOOPBACK, PATHS) is None
+    assert refusal("com12", LOOPBACK, PATHS) is None

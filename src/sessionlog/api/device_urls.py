@@ -4,8 +4,8 @@ pyserial opens whatever it is given: any file (``/etc/passwd`` answers "could no
 port", which tells the caller the file exists) and any host (``socket://``, ``rfc2217://``), so a
 practitioner's request could probe the server's files or reach into its network. The service
 therefore opens, for a remote caller, only what a stimulator can be: a serial device whose path
-matches a pattern the site lists (``device_paths``: USB and on-board serial ports, ptys) and that
-is a character device, a Windows COM port, an emulator in the service's own process, or a network
+matches a pattern the site lists (``device_paths``: USB serial adapters by default) and that is a
+character device, a COM port on Windows, an emulator in the service's own process, or a network
 serial port on a host the site lists (``device_hosts``, loopback by default). pyserial's own URL
 schemes take no options here: theirs reach past the port (``?logging=`` reconfigures the
 service's logging, ``?timeout=inf`` makes a connect wait for ever). The command line, run by the
@@ -63,7 +63,7 @@ def _path_refusal(path: str, allowed_paths: Collection[str]) -> str | None:
     """A device path must match a listed pattern, as given and once its links are resolved, and
     be a character device: nothing else under ``/dev/`` (a file in ``/dev/shm``, the service's
     own descriptors in ``/dev/fd``, the terminal) is a serial port."""
-    if _COM_PORT.match(path):
+    if os.name == "nt" and _COM_PORT.match(path):
         return None
     patterns = ", ".join(allowed_paths) or "none"
     if posixpath.normpath(path) != path:
