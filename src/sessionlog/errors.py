@@ -27,6 +27,14 @@ class InvalidFieldError(DomainError):
         self.reason = reason
 
 
+class InvalidFieldsError(DomainError):
+    """Several well-formed values that cannot be accepted together, each with its reason."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{field}: {reason}" for field, reason in errors))
+        self.errors = errors
+
+
 class ConflictError(DomainError):
     """The request collides with an existing record (a duplicate unique value)."""
 

@@ -23,7 +23,13 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sessionlog.errors import ConflictError, DomainError, InvalidFieldError, RecordNotFoundError
+from sessionlog.errors import (
+    ConflictError,
+    DomainError,
+    InvalidFieldError,
+    InvalidFieldsError,
+    RecordNotFoundError,
+)
 from sessionlog.field_errors import format_location, named_field
 from sessionlog.safety import SitePolicyError
 
@@ -175,6 +181,15 @@ async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, RecordNotFoundError):
         return problem_response(
             request, 404, f"{exc.resource} not found", detail=str(exc), kind="not-found"
+        )
+    if isinstance(exc, InvalidFieldsError):
+        return problem_response(
+            request,
+            422,
+            "Request validation failed",
+            detail=str(exc),
+            kind="validation",
+            errors=[FieldError(field=f, reason=r, location="body") for f, r in exc.errors],
         )
     if isinstance(exc, InvalidFieldError | ConflictError):
         conflict = isinstance(exc, ConflictError)

@@ -10,7 +10,8 @@ never a layer silently left out of the verdict.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Collection, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from sessionlog.errors import InvalidFieldError
+from sessionlog.errors import InvalidFieldError, InvalidFieldsError
 from sessionlog.field_errors import field_errors
 from sessionlog.safety import (
     ClientContext,
@@ -31,7 +32,6 @@ from sessionlog.safety import (
     SitePolicyError,
     StimulationPlan,
     Verdict,
-    ViolationCode,
     load_site_policy,
 )
 from sessionlog.settings import Settings
@@ -135,23 +135,20 @@ def dry_run(
     )
 
 
-_PLACEMENT_CODES = frozenset(
-    {
-        ViolationCode.BODY_SITE_FORBIDDEN,
-        ViolationCode.CURRENT_DENSITY_ABOVE_MAX,
-        ViolationCode.DC_CURRENT_DENSITY_ABOVE_MAX,
-        ViolationCode.POWER_DENSITY_ABOVE_MAX,
-    }
-)
-"""Findings that depend on where the electrodes go and how large they are, which a program (a
-preset of parameters) does not say: the session that uses it is judged on them."""
+_PROGRAM_FIELD = re.compile(r"^dose\.channels\[(\d+)\]\..*$")
+"""A dose figure of a channel, which a program does not hold: the channel it is computed from."""
 
 
-def check_program(values: Mapping[str, Any]) -> None:
+def check_program(values: Mapping[str, Any], changed: Collection[str]) -> None:
     """Refuse a program no session could run: a channel the standard profile of its modality
     refuses whatever the electrode (a microcurrent amplitude of 20 mA, a pulse wider than the
-    profile allows). Judged by the limits engine itself, on the program's parameters placed on a
-    large electrode on the thigh, with the findings that depend on the placement left out."""
+    profile allows). Judged by the limits engine itself, on the program's parameters placed where
+    they are least restricted (a large electrode on the thigh, a site open to every modality), so
+    that only limits no placement lifts can refuse; the session that uses the program is judged on
+    its own electrode. Only a change of what the engine reads (``changed``) is judged, so a
+    program stored before a limit was tightened can still be described or renamed."""
+    if not {"modality", "duration_s", "channels"} & set(changed):
+        return
     try:
         plan = StimulationPlan.model_validate(
             {
@@ -164,11 +161,15 @@ def check_program(values: Mapping[str, Any]) -> None:
     except ValidationError as error:  # what a plan asks beyond a program (channels unique)
         field, reason = field_errors(error)[0]
         raise InvalidFieldError(field or "channels", reason) from None
-    found = [v for v in ENGINE.approve(plan).violations if v.code not in _PLACEMENT_CODES]
+    found = ENGINE.approve(plan).violations
     if found:
-        raise InvalidFieldError(
-            found[0].field,
-            "; ".join(v.message for v in found)
-            + " (the standard profile refuses this whatever the electrode, so no session could "
-            "run the program)",
+        raise InvalidFieldsError(
+            [
+                (
+                    _PROGRAM_FIELD.sub(r"channels[\1]", v.field),
+                    f"{v.message} (the standard profile refuses this whatever the electrode, so "
+                    "no session could run the program)",
+                )
+                for v in found
+            ]
         )

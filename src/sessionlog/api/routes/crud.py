@@ -10,7 +10,7 @@ requires its scope, and every change is audited.
 
 # No `from __future__ import annotations` here: FastAPI reads the closures' annotations at runtime.
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Response, Security, status
@@ -98,14 +98,15 @@ def crud_router(
     write_scope: Scope,
     audit_reads: bool = False,
     to_row: Callable[[BaseModel], dict[str, Any]] | None = None,
-    check: Callable[[dict[str, Any]], None] | None = None,
+    check: Callable[[dict[str, Any], Collection[str]], None] | None = None,
 ) -> APIRouter:
     """Build the standard routes for ``model``; ``unique`` names the fields that identify a record.
 
     Every route requires ``read_scope`` or ``write_scope``; every change is audited with its before
     and after, and with ``audit_reads`` (client data) every read is audited too. ``check``, if
     given, sees the record's values as they would be written (all of them, on an update too) and
-    may refuse them with a ``DomainError`` before anything is.
+    the names of those the request sets, and may refuse them with a ``DomainError`` before
+    anything is written.
     """
     router = APIRouter(prefix=path, tags=[tag], responses=PROBLEM_RESPONSES)
     dump = to_row or (lambda data: data.model_dump(mode="json"))
@@ -137,7 +138,7 @@ def crud_router(
             return replayed
         values = dump(data)
         if check is not None:
-            check(values)
+            check(values, values.keys())
         ensure_unique(db, values)
         row = repository.add(db, model(**values))
         audit.record("create", resource, row.id, after=snapshot(row))  # type: ignore[attr-defined]
@@ -207,7 +208,7 @@ def crud_router(
             if name in sent or name not in type(data).model_fields
         }
         if check is not None:
-            check({**before, **changes})
+            check({**before, **changes}, changes.keys())
         try:
             row = repository.update_versioned(db, row, changes, expected_version=expected_version)
         except StaleVersionError as stale:
