@@ -63,11 +63,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             serve_tcp(host, port, **options)
     except KeyboardInterrupt:
         return 0
-    except OSError as exc:  # an address that cannot be bound, no pseudo-terminal to be had
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     return 0
 
 
+def _main_as_a_program() -> int:
+    """``main`` for ``python -m``: an address that cannot be bound, or no pseudo-terminal to be
+    had, is one error line (``sessionlog simulate`` words it in its own terms)."""
+    try:
+        return main()
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_main_as_a_program())
