@@ -343,14 +343,21 @@ def test_monophasic_pulses_of_alternating_polarity_are_refused_not_made_one_way(
     assert configured.polarity is expected
 
 
+def one_channel_running(
+    open_sim: Callable[..., Driver], query: str
+) -> tuple[Driver, StimulatorEmulator]:
+    """A one-channel EMS plan started on ``sim://?{query}``, and the emulator behind it."""
+    driver = open_sim(query)
+    driver.apply(approve(driver, ems_plan()))
+    driver.start()
+    return driver, emulator_of(driver)
+
+
 def test_the_heartbeat_follows_a_short_watchdog_the_device_reports(
     open_sim: Callable[..., Driver],
 ) -> None:
     # A 150 ms watchdog: the default 200 ms heartbeat would let it expire and stop the output.
-    driver = open_sim("channels=1&seed=3&watchdog_ms=150")
-    driver.apply(approve(driver, ems_plan()))
-    driver.start()
-    emulator = emulator_of(driver)
+    driver, emulator = one_channel_running(open_sim, "channels=1&seed=3&watchdog_ms=150")
 
     time.sleep(1.0)  # over six watchdog periods
 
@@ -365,10 +372,7 @@ def test_a_lost_heartbeat_reply_is_retried_within_a_short_watchdog(
 ) -> None:
     # A 300 ms watchdog and a 100 ms heartbeat: were the lost acknowledgement awaited for the
     # full reply timeout (500 ms), the host would fall silent past the watchdog's time.
-    driver = open_sim("channels=1&seed=3&watchdog_ms=300")
-    driver.apply(approve(driver, ems_plan()))
-    driver.start()
-    emulator = emulator_of(driver)
+    driver, emulator = one_channel_running(open_sim, "channels=1&seed=3&watchdog_ms=300")
 
     emulator.faults.drop_rate = 1.0  # every frame from the device is lost for 150 ms
     time.sleep(0.15)
@@ -386,10 +390,9 @@ def test_a_slow_link_to_a_short_watchdog_device_is_no_lost_heartbeat(
 ) -> None:
     # Each reply takes 150 ms, longer than the 100 ms heartbeat: the heartbeat waits for twice
     # the slowest reply it has seen rather than faulting on replies that are only slow.
-    driver = open_sim("channels=1&seed=3&watchdog_ms=300&latency_ms=150")
-    driver.apply(approve(driver, ems_plan()))
-    driver.start()
-    emulator = emulator_of(driver)
+    driver, emulator = one_channel_running(
+        open_sim, "channels=1&seed=3&watchdog_ms=300&latency_ms=150"
+    )
 
     time.sleep(1.5)
 
@@ -403,10 +406,7 @@ def test_one_slow_reply_does_not_stretch_the_heartbeat_past_the_watchdog(
 ) -> None:
     # A status read answered after 200 ms raises the slowest reply seen; the heartbeat's wait
     # grows with it, but never so far that a lost reply is retried after the 300 ms watchdog.
-    driver = open_sim("channels=1&seed=3&watchdog_ms=300")
-    driver.apply(approve(driver, ems_plan()))
-    driver.start()
-    emulator = emulator_of(driver)
+    driver, emulator = one_channel_running(open_sim, "channels=1&seed=3&watchdog_ms=300")
     emulator.faults.latency_ms = 200
     driver.read_status()
     emulator.faults.latency_ms = 0

@@ -270,6 +270,10 @@ class Driver(ABC):
     )
     """Per modality of the plan the device holds (the smallest when it holds none): a fixed
     margin fit for EMS would hide a fivefold excess on a 20 µA microcurrent channel."""
+    stopped_conditions: ClassVar[frozenset[str]] = frozenset(
+        {"hardware_fault", "watchdog_expired", "emergency_stopped"}
+    )
+    """``DeviceStatus.conditions`` that say the device stopped its output by itself."""
     parked_recheck_s: ClassVar[float] = 0.005
     """How long the reader thread stays parked after the last waiting request is done before it
     reads again. Requests do not wake it: under a stream of commands that would cost a thread
@@ -319,9 +323,9 @@ class Driver(ABC):
         self._heartbeat_reply_timeout_s = self.reply_timeout_s
         self._heartbeat_longest_wait_s = self.reply_timeout_s
         self._slowest_reply_s = 0.0
+        """How long the device took to answer, at most, lately (see ``_request``)."""
         self._reply_times: deque[float] = deque(maxlen=32)
         """When the latest replies were dispatched, matched or not (see ``_beat``)."""
-        """How long the device took to answer, at most, lately (see ``_request``)."""
         self._malformed_times: deque[float] = deque()
         self.counters = LinkCounters()
 
@@ -439,11 +443,6 @@ class Driver(ABC):
                 stops_output=False,
             )
         )
-
-    stopped_conditions: ClassVar[frozenset[str]] = frozenset(
-        {"hardware_fault", "watchdog_expired", "emergency_stopped"}
-    )
-    """``DeviceStatus.conditions`` that say the device stopped its output by itself."""
 
     def _heartbeat_interval_s(self) -> float:
         """How often the heartbeat thread beats; asked once, after the handshake, so a driver
